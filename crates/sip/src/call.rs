@@ -1,0 +1,1465 @@
+//! One outbound call, from INVITE to BYE, as a sans-IO state machine.
+//!
+//! The call owns its INVITE client transaction, the CANCEL/BYE/refresh transactions, digest
+//! credentials, the early dialogs created by forked 18x responses, the confirmed dialog, the
+//! RFC 4028 session timer and the small server-transaction cache for requests the far end sends
+//! inside the dialog. It is driven like every state machine of this crate:
+//!
+//! ```text
+//! call.handle_response(now, &resp) / call.handle_request(now, src, &req) / call.handle_timeout(now)
+//! while let Some(out) = call.poll_output() { … }
+//! next wake-up = call.poll_timeout()
+//! ```
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::auth::{Challenge, ChallengeKind, DigestClient, Retry};
+use crate::dialog::{Dest, Dialog, Transport};
+use crate::message::{HeaderName, Method, Request, Response, reason_phrase};
+use crate::outcome::{HangupBy, Outcome, classify};
+use crate::rng::IdGen;
+use crate::transaction::{ClientTransaction, ResponseAction, TimerAction, TimerConfig};
+use crate::uri::Uri;
+
+/// Username and password for digest challenges.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Everything needed to place one call.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// Request-URI, e.g. `sip:+380441234567@pbx.example.com:5060;transport=tcp`.
+    pub request_uri: Uri,
+    /// From URI (our caller id), e.g. `sip:1000@dialer.example`.
+    pub from_uri: String,
+    pub from_display: Option<String>,
+    /// To URI; usually equal to the Request-URI without parameters.
+    pub to_uri: String,
+    /// Our Contact URI (where the far end sends in-dialog requests).
+    pub contact: String,
+    /// Via sent-by host and port.
+    pub via_host: String,
+    pub via_port: u16,
+    pub transport: Transport,
+    /// Where requests outside the dialog go (the trunk or outbound proxy).
+    pub outbound: Dest,
+    /// Preloaded Route headers (outbound proxy with `;lr`), sent on the INVITE.
+    pub preloaded_route: Vec<String>,
+    pub credentials: Option<Credentials>,
+    /// SDP offer to send in the INVITE (empty: no offer).
+    pub sdp_offer: Vec<u8>,
+    /// CANCEL when no final answer arrives within this long after sending the INVITE.
+    pub ring_timeout: Duration,
+    /// Session-Expires to ask for (seconds); `None` disables session timers.
+    pub session_expires: Option<u32>,
+    /// Our Min-SE (RFC 4028 minimum is 90 s).
+    pub min_se: u32,
+    pub p_asserted_identity: Option<String>,
+    pub user_agent: Option<String>,
+    /// Extra headers for the INVITE, passed through untouched.
+    pub extra_headers: Vec<(String, String)>,
+    pub timers: TimerConfig,
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallReport {
+    pub outcome: Outcome,
+    /// Final status of the INVITE (`None` on timeout/transport error).
+    pub sip_status: Option<u16>,
+    /// Reason phrase, or the Reason header text when present.
+    pub reason: Option<String>,
+    /// For answered calls.
+    pub hangup_by: Option<HangupBy>,
+    /// Another trunk may be tried (5xx, timeout, transport failure).
+    pub failover: bool,
+    /// INVITE sent → final response.
+    pub setup: Option<Duration>,
+    /// Answer → end (answered calls).
+    pub duration: Option<Duration>,
+}
+
+/// Something the call wants the driver or the application to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    /// 1xx (with SDP for early media).
+    Progress {
+        status: u16,
+        early_sdp: Option<Vec<u8>>,
+    },
+    /// 2xx received and ACKed; `sdp` is the answer.
+    Answered { sdp: Vec<u8> },
+    /// The far end changed the session (re-INVITE/UPDATE with an offer).
+    RemoteSdp { sdp: Vec<u8> },
+    /// A digit signalled with SIP INFO (application/dtmf-relay or application/dtmf).
+    Dtmf { digit: char, duration_ms: u32 },
+    /// NOTIFY progress of a REFER we sent (status of the sipfrag).
+    ReferProgress { status: u16, done: bool },
+    /// The call is over; no further output follows except retransmission absorption.
+    Ended(CallReport),
+}
+
+/// One datagram or stream message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub transport: Transport,
+    pub dest: Dest,
+    pub data: Vec<u8>,
+}
+
+/// Output of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    Transmit(Transmit),
+    Event(CallEvent),
+}
+
+/// Misuse of the call API (not peer misbehaviour).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    #[error("the call is already over")]
+    Ended,
+    #[error("the call is not answered")]
+    NotAnswered,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// INVITE out, waiting for a final response.
+    Inviting,
+    /// 2xx received, dialog confirmed.
+    Confirmed,
+    /// BYE sent.
+    Terminating,
+    Ended,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Cancel,
+    Bye,
+    /// BYE for a forked 2xx we do not keep.
+    ByeFork,
+    Refresh,
+    Refer,
+}
+
+#[derive(Debug)]
+struct Pending {
+    tx: ClientTransaction,
+    purpose: Purpose,
+    dest: Dest,
+    transport: Transport,
+    auth_rounds: u8,
+}
+
+/// Cached response of a server transaction (the far end's in-dialog request).
+#[derive(Debug)]
+struct ServerTx {
+    branch: String,
+    method: Method,
+    response: Vec<u8>,
+    src: SocketAddr,
+    transport: Transport,
+    /// Drop the entry at this time (Timer J / H).
+    until: Instant,
+    /// 2xx to a re-INVITE: retransmit until ACK (RFC 3261 §13.3.1.4).
+    retransmit: Option<(Instant, Duration)>,
+}
+
+#[derive(Debug)]
+struct EarlyDialog {
+    tag: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refresher {
+    Us,
+    Them,
+}
+
+/// One outbound call.
+#[derive(Debug)]
+pub struct Call {
+    cfg: CallConfig,
+    ids: IdGen,
+    call_id: String,
+    local_tag: String,
+    phase: Phase,
+    cseq: u32,
+    invite: Option<ClientTransaction>,
+    invite_seq: u32,
+    invite_sent_at: Instant,
+    /// Authorization/Proxy-Authorization lines of the current INVITE (copied onto its ACK).
+    invite_auth: Vec<(HeaderName, String)>,
+    pending: Vec<Pending>,
+    server: Vec<ServerTx>,
+    auth: Vec<DigestClient>,
+    invite_auth_rounds: u8,
+    session_rounds: u8,
+    session_expires: Option<u32>,
+    min_se: u32,
+    early: Vec<EarlyDialog>,
+    dialog: Option<Dialog>,
+    ack_bytes: Option<Vec<u8>>,
+    ring_deadline: Option<Instant>,
+    cancel_requested: bool,
+    cancel_sent_at: Option<Instant>,
+    answered_at: Option<Instant>,
+    setup: Option<Duration>,
+    local_sdp: Vec<u8>,
+    peer_allows_update: bool,
+    refresher: Option<Refresher>,
+    refresh_at: Option<Instant>,
+    expire_at: Option<Instant>,
+    refresh_in_flight: bool,
+    hangup_at: Option<Instant>,
+    report: Option<CallReport>,
+    end_reason: Option<String>,
+    out: VecDeque<Output>,
+}
+
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, NOTIFY, REFER";
+const MAX_AUTH_ROUNDS: u8 = 2;
+
+impl Call {
+    /// Create the call and queue its INVITE.
+    pub fn new(now: Instant, cfg: CallConfig, seed: u64) -> Call {
+        let mut ids = IdGen::new(seed);
+        let call_id = format!("{}@{}", ids.call_id(), cfg.via_host);
+        let local_tag = ids.tag();
+        let mut call = Call {
+            session_expires: cfg.session_expires,
+            min_se: cfg.min_se,
+            local_sdp: cfg.sdp_offer.clone(),
+            ring_deadline: Some(now + cfg.ring_timeout),
+            cfg,
+            ids,
+            call_id,
+            local_tag,
+            phase: Phase::Inviting,
+            cseq: 0,
+            invite: None,
+            invite_seq: 0,
+            invite_sent_at: now,
+            invite_auth: Vec::new(),
+            pending: Vec::new(),
+            server: Vec::new(),
+            auth: Vec::new(),
+            invite_auth_rounds: 0,
+            session_rounds: 0,
+            early: Vec::new(),
+            dialog: None,
+            ack_bytes: None,
+            cancel_requested: false,
+            cancel_sent_at: None,
+            answered_at: None,
+            setup: None,
+            peer_allows_update: false,
+            refresher: None,
+            refresh_at: None,
+            expire_at: None,
+            refresh_in_flight: false,
+            hangup_at: None,
+            report: None,
+            end_reason: None,
+            out: VecDeque::new(),
+        };
+        call.send_invite(now);
+        call
+    }
+
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    pub fn local_tag(&self) -> &str {
+        &self.local_tag
+    }
+
+    /// The report once the call has ended.
+    pub fn report(&self) -> Option<&CallReport> {
+        self.report.as_ref()
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.phase == Phase::Ended
+    }
+
+    pub fn is_answered(&self) -> bool {
+        self.answered_at.is_some()
+    }
+
+    /// The confirmed dialog, if any.
+    pub fn dialog(&self) -> Option<&Dialog> {
+        self.dialog.as_ref()
+    }
+
+    /// Nothing left to do: ended, and no transaction still absorbing retransmissions.
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Ended
+            && self.pending.is_empty()
+            && self.server.is_empty()
+            && self.invite.as_ref().is_none_or(|t| t.is_terminated())
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// Earliest deadline of any timer of this call.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut consider = |x: Option<Instant>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        consider(self.invite.as_ref().and_then(|tx| tx.poll_timeout()));
+        for p in &self.pending {
+            consider(p.tx.poll_timeout());
+        }
+        for s in &self.server {
+            consider(Some(s.until));
+            consider(s.retransmit.map(|(at, _)| at));
+        }
+        if self.phase == Phase::Inviting {
+            consider(self.ring_deadline);
+            consider(self.cancel_sent_at.map(|t| t + self.cfg.timers.t1 * 64));
+        }
+        if self.phase == Phase::Confirmed {
+            consider(self.refresh_at);
+            consider(self.expire_at);
+            consider(self.hangup_at);
+        }
+        t
+    }
+
+    /// Hang up: CANCEL before the answer, BYE after it.
+    pub fn hangup(&mut self, now: Instant) -> Result<(), CallError> {
+        match self.phase {
+            Phase::Inviting => {
+                self.request_cancel(now);
+                Ok(())
+            }
+            Phase::Confirmed => {
+                self.send_bye(now, HangupBy::Us, None);
+                Ok(())
+            }
+            Phase::Terminating | Phase::Ended => Err(CallError::Ended),
+        }
+    }
+
+    /// Hang up automatically at `at` once answered (the application's call length limit).
+    pub fn hangup_at(&mut self, at: Instant) {
+        self.hangup_at = Some(at);
+    }
+
+    /// Send a REFER (blind transfer) to `target` inside the confirmed dialog.
+    pub fn refer(&mut self, now: Instant, target: &str) -> Result<(), CallError> {
+        if self.phase != Phase::Confirmed {
+            return Err(CallError::NotAnswered);
+        }
+        let mut req = self.in_dialog_request(Method::Refer);
+        req.headers.push(HeaderName::ReferTo, format!("<{target}>"));
+        req.headers
+            .push(HeaderName::ReferredBy, format!("<{}>", self.cfg.from_uri));
+        self.start_in_dialog(now, req, Purpose::Refer);
+        Ok(())
+    }
+
+    /// Feed a response whose Call-ID is this call's.
+    pub fn handle_response(&mut self, now: Instant, resp: &Response) {
+        let Some(cseq) = resp.headers.cseq() else {
+            return;
+        };
+        let Some(branch) = resp
+            .headers
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned))
+        else {
+            return;
+        };
+        if cseq.method == Method::Invite
+            && let Some(tx) = self.invite.as_mut()
+            && tx.branch() == branch
+        {
+            let action = tx.handle_response(now, resp);
+            match action {
+                ResponseAction::Absorb => {}
+                ResponseAction::Ack(ack) => self.transmit_out(ack.to_bytes()),
+                ResponseAction::PassUpAndAck(ack) => {
+                    self.transmit_out(ack.to_bytes());
+                    self.on_invite_final_error(now, resp);
+                }
+                ResponseAction::PassUp => self.on_invite_response(now, resp),
+            }
+            return;
+        }
+        let Some(idx) = self
+            .pending
+            .iter()
+            .position(|p| p.tx.branch() == branch && *p.tx.method() == cseq.method)
+        else {
+            return; // stray: no such transaction
+        };
+        let action = self.pending[idx].tx.handle_response(now, resp);
+        if action != ResponseAction::PassUp {
+            return;
+        }
+        if resp.status >= 200 {
+            self.on_pending_final(now, idx, resp);
+        }
+    }
+
+    /// Feed a request the endpoint matched to this call (Call-ID and our tag). `src` is where it
+    /// came from; responses go back there.
+    pub fn handle_request(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        transport: Transport,
+        req: &Request,
+    ) {
+        let branch = req
+            .headers
+            .top_via()
+            .and_then(|v| v.branch().map(str::to_owned))
+            .unwrap_or_default();
+        if req.method == Method::Ack {
+            // Ends the 2xx retransmission of a re-INVITE we answered.
+            self.server
+                .retain(|s| !(s.method == Method::Invite && s.retransmit.is_some()));
+            if !req.body.is_empty() {
+                self.out.push_back(Output::Event(CallEvent::RemoteSdp {
+                    sdp: req.body.clone(),
+                }));
+            }
+            return;
+        }
+        // Retransmission of a request we already answered: send the same answer again.
+        if let Some(s) = self
+            .server
+            .iter()
+            .find(|s| s.branch == branch && s.method == req.method)
+        {
+            let (data, transport, src) = (s.response.clone(), s.transport, s.src);
+            self.out.push_back(Output::Transmit(Transmit {
+                transport,
+                dest: Dest::Addr(src),
+                data,
+            }));
+            return;
+        }
+        let Some(dialog) = self.dialog.as_mut() else {
+            // Early: only BYE/CANCEL could come here; the INVITE is ours, so no dialog to end yet.
+            let resp = req.make_response(481, reason_phrase(481), None);
+            self.respond(now, src, transport, &branch, req, resp);
+            return;
+        };
+        let seq = req.headers.cseq().map(|c| c.seq).unwrap_or(0);
+        if let Some(remote) = dialog.remote_seq
+            && seq < remote
+        {
+            let resp = req.make_response(500, "Out of Order CSeq", None);
+            self.respond(now, src, transport, &branch, req, resp);
+            return;
+        }
+        dialog.remote_seq = Some(seq);
+        match req.method {
+            Method::Bye => {
+                let resp = req.make_response(200, "OK", None);
+                self.respond(now, src, transport, &branch, req, resp);
+                if matches!(self.phase, Phase::Confirmed | Phase::Terminating) {
+                    self.finish_answered(now, HangupBy::Them, None);
+                }
+            }
+            Method::Invite | Method::Update => {
+                self.on_session_request(now, src, transport, &branch, req)
+            }
+            Method::Options => {
+                let mut resp = req.make_response(200, "OK", None);
+                resp.headers.push(HeaderName::Allow, ALLOW);
+                resp.headers.push(HeaderName::Accept, "application/sdp");
+                self.respond(now, src, transport, &branch, req, resp);
+            }
+            Method::Info => {
+                if let Some((digit, duration_ms)) = parse_dtmf_info(req) {
+                    self.out
+                        .push_back(Output::Event(CallEvent::Dtmf { digit, duration_ms }));
+                }
+                let resp = req.make_response(200, "OK", None);
+                self.respond(now, src, transport, &branch, req, resp);
+            }
+            Method::Notify => {
+                let refer = req
+                    .headers
+                    .get(&HeaderName::Event)
+                    .is_some_and(|e| e.trim().to_ascii_lowercase().starts_with("refer"));
+                if refer {
+                    if let Some(status) = parse_sipfrag_status(&req.body) {
+                        let done =
+                            req.headers
+                                .get(&HeaderName::SubscriptionState)
+                                .is_some_and(|s| {
+                                    s.trim().to_ascii_lowercase().starts_with("terminated")
+                                });
+                        self.out
+                            .push_back(Output::Event(CallEvent::ReferProgress { status, done }));
+                    }
+                    let resp = req.make_response(200, "OK", None);
+                    self.respond(now, src, transport, &branch, req, resp);
+                } else {
+                    let resp = req.make_response(489, "Bad Event", None);
+                    self.respond(now, src, transport, &branch, req, resp);
+                }
+            }
+            Method::Cancel => {
+                // We never have a pending server INVITE long enough to cancel (we answer at once).
+                let resp = req.make_response(481, reason_phrase(481), None);
+                self.respond(now, src, transport, &branch, req, resp);
+            }
+            _ => {
+                let mut resp = req.make_response(405, reason_phrase(405), None);
+                resp.headers.push(HeaderName::Allow, ALLOW);
+                self.respond(now, src, transport, &branch, req, resp);
+            }
+        }
+    }
+
+    /// The transport could not deliver to `dest` (TCP connection refused/closed, ICMP error).
+    pub fn handle_transport_error(&mut self, now: Instant, dest: &Dest) {
+        if self.phase == Phase::Inviting && *dest == self.cfg.outbound {
+            if let Some(tx) = self.invite.as_mut() {
+                tx.handle_transport_error();
+            }
+            self.end(
+                now,
+                Outcome::Failed,
+                None,
+                Some("transport error".into()),
+                true,
+            );
+        }
+    }
+
+    /// Run due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(tx) = self.invite.as_mut()
+            && tx.poll_timeout().is_some_and(|t| t <= now)
+        {
+            match tx.handle_timeout(now) {
+                Some(TimerAction::Retransmit) => {
+                    let data = tx.bytes().to_vec();
+                    self.transmit_out(data);
+                }
+                Some(TimerAction::Timeout) => {
+                    if self.phase == Phase::Inviting {
+                        let (outcome, status) = if self.cancel_requested && tx.heard_back() {
+                            (Outcome::NoAnswer, None)
+                        } else {
+                            (Outcome::Failed, None)
+                        };
+                        self.end(now, outcome, status, Some("timeout".into()), true);
+                    }
+                }
+                Some(TimerAction::Terminated) | None => {}
+            }
+        }
+        let mut i = 0;
+        while i < self.pending.len() {
+            if self.pending[i].tx.poll_timeout().is_some_and(|t| t <= now) {
+                match self.pending[i].tx.handle_timeout(now) {
+                    Some(TimerAction::Retransmit) => {
+                        let p = &self.pending[i];
+                        self.out.push_back(Output::Transmit(Transmit {
+                            transport: p.transport,
+                            dest: p.dest.clone(),
+                            data: p.tx.bytes().to_vec(),
+                        }));
+                    }
+                    Some(TimerAction::Timeout) => {
+                        let p = self.pending.remove(i);
+                        self.on_pending_timeout(now, p.purpose);
+                        continue;
+                    }
+                    Some(TimerAction::Terminated) => {
+                        self.pending.remove(i);
+                        continue;
+                    }
+                    None => {}
+                }
+            }
+            i += 1;
+        }
+        let mut give_up = false;
+        for s in &mut self.server {
+            if let Some((at, interval)) = s.retransmit
+                && now >= at
+            {
+                let next = (interval * 2).min(self.cfg.timers.t2);
+                s.retransmit = Some((now + next, next));
+                self.out.push_back(Output::Transmit(Transmit {
+                    transport: s.transport,
+                    dest: Dest::Addr(s.src),
+                    data: s.response.clone(),
+                }));
+            }
+            if now >= s.until && s.retransmit.is_some() {
+                give_up = true; // no ACK for our 2xx within 64·T1
+            }
+        }
+        self.server.retain(|s| now < s.until);
+        if give_up && self.phase == Phase::Confirmed {
+            self.send_bye(now, HangupBy::Us, Some("no ACK".into()));
+        }
+        match self.phase {
+            Phase::Inviting => {
+                if self.ring_deadline.is_some_and(|t| now >= t) {
+                    self.ring_deadline = None;
+                    self.request_cancel(now);
+                }
+                if self
+                    .cancel_sent_at
+                    .is_some_and(|t| now >= t + self.cfg.timers.t1 * 64)
+                {
+                    // RFC 3261 §9.1: no final response 64·T1 after CANCEL.
+                    self.end(
+                        now,
+                        Outcome::NoAnswer,
+                        None,
+                        Some("no response to CANCEL".into()),
+                        false,
+                    );
+                }
+            }
+            Phase::Confirmed => {
+                if self.hangup_at.is_some_and(|t| now >= t) {
+                    self.hangup_at = None;
+                    self.send_bye(now, HangupBy::Us, None);
+                } else if self.expire_at.is_some_and(|t| now >= t) {
+                    self.expire_at = None;
+                    self.send_bye(now, HangupBy::Us, Some("session expired".into()));
+                } else if self.refresh_at.is_some_and(|t| now >= t) {
+                    self.refresh_at = None;
+                    self.send_refresh(now);
+                }
+            }
+            Phase::Terminating | Phase::Ended => {}
+        }
+    }
+
+    // ----- INVITE side -------------------------------------------------------------------
+
+    fn send_invite(&mut self, now: Instant) {
+        self.cseq += 1;
+        self.invite_seq = self.cseq;
+        let mut req = Request::new(Method::Invite, self.cfg.request_uri.as_str());
+        req.headers.push(HeaderName::Via, self.via());
+        req.headers.push(HeaderName::MaxForwards, "70");
+        for r in &self.cfg.preloaded_route {
+            req.headers.push(HeaderName::Route, r.clone());
+        }
+        let from = match &self.cfg.from_display {
+            Some(d) => format!(
+                "\"{}\" <{}>;tag={}",
+                d.replace(['"', '\\'], ""),
+                self.cfg.from_uri,
+                self.local_tag
+            ),
+            None => format!("<{}>;tag={}", self.cfg.from_uri, self.local_tag),
+        };
+        req.headers.push(HeaderName::From, from);
+        req.headers
+            .push(HeaderName::To, format!("<{}>", self.cfg.to_uri));
+        req.headers.push(HeaderName::CallId, self.call_id.clone());
+        req.headers
+            .push(HeaderName::CSeq, format!("{} INVITE", self.invite_seq));
+        req.headers
+            .push(HeaderName::Contact, format!("<{}>", self.cfg.contact));
+        if let Some(pai) = &self.cfg.p_asserted_identity {
+            req.headers
+                .push(HeaderName::PAssertedIdentity, format!("<{pai}>"));
+        }
+        req.headers.push(HeaderName::Allow, ALLOW);
+        if let Some(se) = self.session_expires {
+            req.headers.push(HeaderName::Supported, "timer");
+            req.headers.push(HeaderName::SessionExpires, se.to_string());
+            req.headers.push(HeaderName::MinSe, self.min_se.to_string());
+        }
+        if let Some(ua) = &self.cfg.user_agent {
+            req.headers.push(HeaderName::UserAgent, ua.clone());
+        }
+        for (n, v) in &self.cfg.extra_headers {
+            req.headers.push(HeaderName::from_wire(n), v.clone());
+        }
+        if !self.local_sdp.is_empty() {
+            req.headers.push(HeaderName::ContentType, "application/sdp");
+            req.body = self.local_sdp.clone();
+        }
+        self.invite_auth = self.authorize(&mut req);
+        let tx =
+            ClientTransaction::new(req, self.cfg.transport.is_reliable(), self.cfg.timers, now);
+        let data = tx.bytes().to_vec();
+        self.invite = Some(tx);
+        self.transmit_out(data);
+    }
+
+    fn on_invite_response(&mut self, now: Instant, resp: &Response) {
+        let status = resp.status;
+        if status < 200 {
+            if self.phase != Phase::Inviting {
+                return;
+            }
+            if status > 100
+                && let Some(tag) = resp.headers.to_tag()
+                && !self.early.iter().any(|e| e.tag == tag)
+            {
+                self.early.push(EarlyDialog { tag });
+            }
+            let early_sdp = (!resp.body.is_empty()
+                && resp.headers.content_type().as_deref() == Some("application/sdp"))
+            .then(|| resp.body.clone());
+            if status > 100 {
+                self.out
+                    .push_back(Output::Event(CallEvent::Progress { status, early_sdp }));
+            }
+            if self.cancel_requested && self.cancel_sent_at.is_none() {
+                self.send_cancel(now);
+            }
+            return;
+        }
+        // 2xx
+        let Some(tag) = resp.headers.to_tag() else {
+            return; // a 2xx without To tag cannot be ACKed into a dialog
+        };
+        if let Some(d) = &self.dialog {
+            if d.remote_tag == tag {
+                // Retransmitted 2xx: our ACK was lost.
+                if let Some(ack) = self.ack_bytes.clone() {
+                    self.transmit_dialog(ack);
+                }
+            } else {
+                self.kill_fork(now, resp);
+            }
+            return;
+        }
+        if self.phase != Phase::Inviting {
+            // Late 2xx after the call ended (e.g. after a timeout): ACK and BYE it.
+            self.kill_fork(now, resp);
+            return;
+        }
+        let Some(req) = self.invite.as_ref().map(|t| t.request().clone()) else {
+            return;
+        };
+        let Some(dialog) = Dialog::from_response(&req, resp, &self.local_tag, self.cseq) else {
+            return;
+        };
+        self.dialog = Some(dialog);
+        self.setup = Some(now.saturating_duration_since(self.invite_sent_at));
+        self.send_ack(resp);
+        self.phase = Phase::Confirmed;
+        self.answered_at = Some(now);
+        self.peer_allows_update = resp
+            .headers
+            .list(&HeaderName::Allow)
+            .any(|m| m.trim().eq_ignore_ascii_case("UPDATE"));
+        if self.cancel_requested {
+            // CANCEL/200 race: the answer won, but we no longer want the call.
+            self.end_reason = Some("answered after CANCEL".into());
+            self.send_bye(now, HangupBy::Us, Some("answered after CANCEL".into()));
+            return;
+        }
+        self.out.push_back(Output::Event(CallEvent::Answered {
+            sdp: resp.body.clone(),
+        }));
+        self.start_session_timer(now, resp, true);
+    }
+
+    fn on_invite_final_error(&mut self, now: Instant, resp: &Response) {
+        if self.phase != Phase::Inviting {
+            return;
+        }
+        let status = resp.status;
+        if (status == 401 || status == 407) && !self.cancel_requested {
+            if self.invite_auth_rounds < MAX_AUTH_ROUNDS && self.take_challenges(resp) {
+                self.invite_auth_rounds += 1;
+                self.send_invite(now);
+                return;
+            }
+        } else if status == 422 && self.session_rounds < 2 {
+            if let Some(min) = resp
+                .headers
+                .get(&HeaderName::MinSe)
+                .and_then(|v| v.split(';').next())
+                .and_then(|v| v.trim().parse::<u32>().ok())
+            {
+                self.session_rounds += 1;
+                self.min_se = self.min_se.max(min);
+                self.session_expires = Some(self.session_expires.unwrap_or(min).max(min));
+                self.send_invite(now);
+                return;
+            }
+        }
+        let (outcome, failover) = classify(status, self.cancel_requested);
+        let reason = reason_text(resp);
+        self.setup = Some(now.saturating_duration_since(self.invite_sent_at));
+        self.end(now, outcome, Some(status), Some(reason), failover);
+    }
+
+    fn send_ack(&mut self, resp: &Response) {
+        let Some(dialog) = self.dialog.as_ref() else {
+            return;
+        };
+        let mut ack = dialog.ack(self.invite_seq);
+        let via = self.via();
+        ack.headers.push_front(HeaderName::Via, via);
+        for (n, v) in &self.invite_auth {
+            ack.headers.push(n.clone(), v.clone());
+        }
+        let _ = resp;
+        let bytes = ack.to_bytes();
+        self.ack_bytes = Some(bytes.clone());
+        self.transmit_dialog(bytes);
+    }
+
+    /// ACK and BYE a 2xx whose dialog we do not keep (fork, or arrived after the end).
+    fn kill_fork(&mut self, now: Instant, resp: &Response) {
+        let Some(req) = self.invite.as_ref().map(|t| t.request().clone()) else {
+            return;
+        };
+        let Some(mut d) = Dialog::from_response(&req, resp, &self.local_tag, self.invite_seq)
+        else {
+            return;
+        };
+        let mut ack = d.ack(self.invite_seq);
+        ack.headers.push_front(HeaderName::Via, self.via());
+        let (dest, transport) = self.hop_for(&d);
+        self.out.push_back(Output::Transmit(Transmit {
+            transport,
+            dest: dest.clone(),
+            data: ack.to_bytes(),
+        }));
+        let mut bye = d.request(Method::Bye);
+        bye.headers.push_front(HeaderName::Via, self.via());
+        let tx = ClientTransaction::new(bye, transport.is_reliable(), self.cfg.timers, now);
+        self.out.push_back(Output::Transmit(Transmit {
+            transport,
+            dest: dest.clone(),
+            data: tx.bytes().to_vec(),
+        }));
+        self.pending.push(Pending {
+            tx,
+            purpose: Purpose::ByeFork,
+            dest,
+            transport,
+            auth_rounds: 0,
+        });
+    }
+
+    fn request_cancel(&mut self, now: Instant) {
+        if self.cancel_requested {
+            return;
+        }
+        self.cancel_requested = true;
+        // RFC 3261 §9.1: CANCEL only after a provisional response.
+        if self.invite.as_ref().is_some_and(|t| t.heard_back()) {
+            self.send_cancel(now);
+        }
+    }
+
+    fn send_cancel(&mut self, now: Instant) {
+        let Some(inv) = self.invite.as_ref().map(|t| t.request().clone()) else {
+            return;
+        };
+        let mut c = Request::new(Method::Cancel, inv.uri.clone());
+        if let Some(via) = inv.headers.list(&HeaderName::Via).next() {
+            c.headers.push(HeaderName::Via, via);
+        }
+        for h in &inv.headers {
+            if matches!(
+                h.name,
+                HeaderName::MaxForwards
+                    | HeaderName::Route
+                    | HeaderName::From
+                    | HeaderName::To
+                    | HeaderName::CallId
+            ) {
+                c.headers.push(h.name.clone(), h.value.clone());
+            }
+        }
+        c.headers
+            .push(HeaderName::CSeq, format!("{} CANCEL", self.invite_seq));
+        let tx = ClientTransaction::new(c, self.cfg.transport.is_reliable(), self.cfg.timers, now);
+        self.cancel_sent_at = Some(now);
+        self.out.push_back(Output::Transmit(Transmit {
+            transport: self.cfg.transport,
+            dest: self.cfg.outbound.clone(),
+            data: tx.bytes().to_vec(),
+        }));
+        self.pending.push(Pending {
+            tx,
+            purpose: Purpose::Cancel,
+            dest: self.cfg.outbound.clone(),
+            transport: self.cfg.transport,
+            auth_rounds: 0,
+        });
+    }
+
+    // ----- in-dialog side ----------------------------------------------------------------
+
+    fn in_dialog_request(&mut self, method: Method) -> Request {
+        let via = self.via();
+        let Some(dialog) = self.dialog.as_mut() else {
+            return Request::new(method, "");
+        };
+        let mut req = dialog.request(method);
+        req.headers.push_front(HeaderName::Via, via);
+        self.cseq = dialog.local_seq;
+        req
+    }
+
+    fn start_in_dialog(&mut self, now: Instant, mut req: Request, purpose: Purpose) {
+        let Some(dialog) = self.dialog.as_ref() else {
+            return;
+        };
+        let (dest, transport) = self.hop_for(dialog);
+        self.authorize(&mut req);
+        let tx = ClientTransaction::new(req, transport.is_reliable(), self.cfg.timers, now);
+        self.out.push_back(Output::Transmit(Transmit {
+            transport,
+            dest: dest.clone(),
+            data: tx.bytes().to_vec(),
+        }));
+        self.pending.push(Pending {
+            tx,
+            purpose,
+            dest,
+            transport,
+            auth_rounds: 0,
+        });
+    }
+
+    fn send_bye(&mut self, now: Instant, by: HangupBy, reason: Option<String>) {
+        if self.phase != Phase::Confirmed {
+            return;
+        }
+        self.phase = Phase::Terminating;
+        if reason.is_some() {
+            self.end_reason = reason;
+        }
+        let _ = by;
+        let req = self.in_dialog_request(Method::Bye);
+        self.start_in_dialog(now, req, Purpose::Bye);
+    }
+
+    fn send_refresh(&mut self, now: Instant) {
+        if self.refresh_in_flight {
+            return;
+        }
+        let Some(se) = self.session_expires else {
+            return;
+        };
+        let use_update = self.peer_allows_update;
+        let mut req = self.in_dialog_request(if use_update {
+            Method::Update
+        } else {
+            Method::Invite
+        });
+        req.headers
+            .push(HeaderName::Contact, format!("<{}>", self.cfg.contact));
+        req.headers.push(HeaderName::Supported, "timer");
+        req.headers
+            .push(HeaderName::SessionExpires, format!("{se};refresher=uac"));
+        req.headers.push(HeaderName::MinSe, self.min_se.to_string());
+        if !use_update && !self.local_sdp.is_empty() {
+            req.headers.push(HeaderName::ContentType, "application/sdp");
+            req.body = self.local_sdp.clone();
+        }
+        self.refresh_in_flight = true;
+        self.start_in_dialog(now, req, Purpose::Refresh);
+    }
+
+    fn on_pending_final(&mut self, now: Instant, idx: usize, resp: &Response) {
+        let purpose = self.pending[idx].purpose;
+        let status = resp.status;
+        // Digest challenge on an in-dialog request: answer it once or twice.
+        if (status == 401 || status == 407)
+            && purpose != Purpose::Cancel
+            && self.pending[idx].auth_rounds < MAX_AUTH_ROUNDS
+            && self.take_challenges(resp)
+        {
+            let rounds = self.pending[idx].auth_rounds + 1;
+            let old = self.pending[idx].tx.request().clone();
+            let mut req = self.in_dialog_request(old.method.clone());
+            for h in &old.headers {
+                if !matches!(
+                    h.name,
+                    HeaderName::Via
+                        | HeaderName::MaxForwards
+                        | HeaderName::Route
+                        | HeaderName::From
+                        | HeaderName::To
+                        | HeaderName::CallId
+                        | HeaderName::CSeq
+                        | HeaderName::Authorization
+                        | HeaderName::ProxyAuthorization
+                ) {
+                    req.headers.push(h.name.clone(), h.value.clone());
+                }
+            }
+            req.body = old.body.clone();
+            self.start_in_dialog(now, req, purpose);
+            if let Some(last) = self.pending.last_mut() {
+                last.auth_rounds = rounds;
+            }
+            return;
+        }
+        match purpose {
+            Purpose::Cancel | Purpose::ByeFork => {}
+            Purpose::Bye => self.finish_after_bye(now),
+            Purpose::Refer => {
+                if status >= 300 {
+                    self.out.push_back(Output::Event(CallEvent::ReferProgress {
+                        status,
+                        done: true,
+                    }));
+                }
+            }
+            Purpose::Refresh => {
+                self.refresh_in_flight = false;
+                let method = self.pending[idx].tx.method().clone();
+                if (200..300).contains(&status) {
+                    if method == Method::Invite {
+                        // ACK the 2xx of our re-INVITE.
+                        if let Some(d) = self.dialog.as_ref() {
+                            let seq = resp.headers.cseq().map(|c| c.seq).unwrap_or(d.local_seq);
+                            let mut ack = d.ack(seq);
+                            ack.headers.push_front(HeaderName::Via, self.via());
+                            self.transmit_dialog(ack.to_bytes());
+                        }
+                    }
+                    self.start_session_timer(now, resp, true);
+                } else if status == 422 {
+                    if let Some(min) = resp
+                        .headers
+                        .get(&HeaderName::MinSe)
+                        .and_then(|v| v.split(';').next())
+                        .and_then(|v| v.trim().parse::<u32>().ok())
+                    {
+                        self.min_se = self.min_se.max(min);
+                        self.session_expires = Some(self.session_expires.unwrap_or(min).max(min));
+                        self.send_refresh(now);
+                    }
+                } else if status == 481 || status == 408 {
+                    self.send_bye(now, HangupBy::Us, Some(format!("refresh failed: {status}")));
+                }
+            }
+        }
+    }
+
+    fn on_pending_timeout(&mut self, now: Instant, purpose: Purpose) {
+        match purpose {
+            Purpose::Bye => self.finish_after_bye(now),
+            Purpose::Refresh => {
+                self.refresh_in_flight = false;
+                self.send_bye(now, HangupBy::Us, Some("refresh timed out".into()));
+            }
+            Purpose::Cancel | Purpose::ByeFork | Purpose::Refer => {}
+        }
+    }
+
+    fn finish_after_bye(&mut self, now: Instant) {
+        if self.phase == Phase::Terminating {
+            let reason = self.end_reason.take();
+            self.finish_answered(now, HangupBy::Us, reason);
+        }
+    }
+
+    fn on_session_request(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        transport: Transport,
+        branch: &str,
+        req: &Request,
+    ) {
+        if self.phase != Phase::Confirmed {
+            let resp = req.make_response(481, reason_phrase(481), None);
+            self.respond(now, src, transport, branch, req, resp);
+            return;
+        }
+        if req.method == Method::Invite && self.refresh_in_flight {
+            let resp = req.make_response(491, reason_phrase(491), None);
+            self.respond(now, src, transport, branch, req, resp);
+            return;
+        }
+        let offer = !req.body.is_empty();
+        if offer {
+            self.out.push_back(Output::Event(CallEvent::RemoteSdp {
+                sdp: req.body.clone(),
+            }));
+        }
+        let mut resp = req.make_response(200, "OK", None);
+        resp.headers
+            .push(HeaderName::Contact, format!("<{}>", self.cfg.contact));
+        resp.headers.push(HeaderName::Allow, ALLOW);
+        // RFC 4028: a refresh from the far end; echo the interval and who refreshes.
+        if let Some(se) = req.headers.get(&HeaderName::SessionExpires) {
+            let (interval, refresher) = parse_session_expires(se);
+            if let Some(interval) = interval {
+                let refresher = refresher.unwrap_or_else(|| "uac".to_owned());
+                resp.headers.push(HeaderName::Require, "timer");
+                resp.headers.push(
+                    HeaderName::SessionExpires,
+                    format!("{interval};refresher={refresher}"),
+                );
+                self.session_expires = Some(interval);
+                // In the far end's request, "uac" is the far end itself.
+                let who = if refresher == "uas" {
+                    Refresher::Us
+                } else {
+                    Refresher::Them
+                };
+                self.arm_session_timer(now, interval, who);
+            }
+        }
+        if req.method == Method::Invite || offer {
+            if !self.local_sdp.is_empty() {
+                resp.headers
+                    .push(HeaderName::ContentType, "application/sdp");
+                resp.body = self.local_sdp.clone();
+            }
+        }
+        self.respond(now, src, transport, branch, req, resp);
+    }
+
+    fn start_session_timer(&mut self, now: Instant, resp: &Response, _ours: bool) {
+        let Some(se) = resp.headers.get(&HeaderName::SessionExpires) else {
+            // No Session-Expires in the answer: the far end does not run the timer.
+            self.refresh_at = None;
+            self.expire_at = None;
+            return;
+        };
+        let (interval, refresher) = parse_session_expires(se);
+        let Some(interval) = interval else {
+            return;
+        };
+        self.session_expires = Some(interval);
+        // In a response to our request, "uac" is us.
+        let who = match refresher.as_deref() {
+            Some("uas") => Refresher::Them,
+            _ => Refresher::Us,
+        };
+        self.arm_session_timer(now, interval, who);
+    }
+
+    fn arm_session_timer(&mut self, now: Instant, interval: u32, who: Refresher) {
+        let se = Duration::from_secs(u64::from(interval));
+        self.refresher = Some(who);
+        match who {
+            Refresher::Us => {
+                self.refresh_at = Some(now + se / 2);
+                self.expire_at = Some(now + se);
+            }
+            Refresher::Them => {
+                self.refresh_at = None;
+                // RFC 4028 §10: BYE at expiry minus min(32 s, SE/3).
+                let margin = Duration::from_secs(32).min(se / 3);
+                self.expire_at = Some(now + se - margin);
+            }
+        }
+    }
+
+    // ----- helpers ------------------------------------------------------------------------
+
+    fn via(&mut self) -> String {
+        let host = if self.cfg.via_host.contains(':') {
+            format!("[{}]", self.cfg.via_host)
+        } else {
+            self.cfg.via_host.clone()
+        };
+        format!(
+            "SIP/2.0/{} {}:{};branch={};rport",
+            self.cfg.transport.via_token(),
+            host,
+            self.cfg.via_port,
+            self.ids.branch()
+        )
+    }
+
+    /// Add Authorization lines for every realm we hold credentials for (pre-emptive re-use of
+    /// the nonce with an incremented nonce count). Returns the lines added.
+    fn authorize(&mut self, req: &mut Request) -> Vec<(HeaderName, String)> {
+        let mut added = Vec::new();
+        for client in &mut self.auth {
+            let cnonce = self.ids.token(16);
+            let value = client.authorization(req.method.as_str(), &req.uri, &req.body, &cnonce);
+            let name = match client.challenge().kind {
+                ChallengeKind::Www => HeaderName::Authorization,
+                ChallengeKind::Proxy => HeaderName::ProxyAuthorization,
+            };
+            req.headers.push(name.clone(), value.clone());
+            added.push((name, value));
+        }
+        added
+    }
+
+    /// Absorb the challenges of a 401/407. False when we cannot answer (no credentials,
+    /// unparsable challenge, or the same nonce was refused again: wrong password).
+    fn take_challenges(&mut self, resp: &Response) -> bool {
+        let Some(creds) = self.cfg.credentials.clone() else {
+            return false;
+        };
+        let mut any = false;
+        for (name, kind) in [
+            (HeaderName::WwwAuthenticate, ChallengeKind::Www),
+            (HeaderName::ProxyAuthenticate, ChallengeKind::Proxy),
+        ] {
+            for value in resp.headers.get_all(&name) {
+                let Ok(ch) = Challenge::parse(kind, value) else {
+                    continue;
+                };
+                match self
+                    .auth
+                    .iter_mut()
+                    .find(|c| c.challenge().realm == ch.realm && c.challenge().kind == kind)
+                {
+                    Some(existing) => {
+                        if existing.on_challenge(ch) == Retry::Retry {
+                            any = true;
+                        } else {
+                            return false;
+                        }
+                    }
+                    None => {
+                        self.auth
+                            .push(DigestClient::new(ch, &creds.username, &creds.password));
+                        any = true;
+                    }
+                }
+            }
+        }
+        any
+    }
+
+    fn hop_for(&self, dialog: &Dialog) -> (Dest, Transport) {
+        match dialog.next_hop() {
+            Some(uri) => {
+                let transport = match uri.transport().as_deref() {
+                    Some("tcp") => Transport::Tcp,
+                    Some("udp") => Transport::Udp,
+                    _ => self.cfg.transport,
+                };
+                (Dest::from_uri(&uri), transport)
+            }
+            None => (self.cfg.outbound.clone(), self.cfg.transport),
+        }
+    }
+
+    fn transmit_out(&mut self, data: Vec<u8>) {
+        self.out.push_back(Output::Transmit(Transmit {
+            transport: self.cfg.transport,
+            dest: self.cfg.outbound.clone(),
+            data,
+        }));
+    }
+
+    fn transmit_dialog(&mut self, data: Vec<u8>) {
+        let (dest, transport) = match self.dialog.as_ref() {
+            Some(d) => self.hop_for(d),
+            None => (self.cfg.outbound.clone(), self.cfg.transport),
+        };
+        self.out.push_back(Output::Transmit(Transmit {
+            transport,
+            dest,
+            data,
+        }));
+    }
+
+    fn respond(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        transport: Transport,
+        branch: &str,
+        req: &Request,
+        mut resp: Response,
+    ) {
+        // Our tag on To: the far end addresses us by it already; make sure it is present.
+        if resp.headers.to_tag().is_none()
+            && let Some(to) = resp.headers.get(&HeaderName::To).map(str::to_owned)
+        {
+            resp.headers
+                .set(HeaderName::To, format!("{to};tag={}", self.local_tag));
+        }
+        let data = resp.to_bytes();
+        let t1 = self.cfg.timers.t1;
+        let retransmit =
+            (req.method == Method::Invite && resp.is_success() && !transport.is_reliable())
+                .then_some((now + t1, t1));
+        let keep = req.method == Method::Invite && resp.is_success() || !transport.is_reliable();
+        if keep {
+            self.server.push(ServerTx {
+                branch: branch.to_owned(),
+                method: req.method.clone(),
+                response: data.clone(),
+                src,
+                transport,
+                until: now + t1 * 64,
+                retransmit,
+            });
+        }
+        self.out.push_back(Output::Transmit(Transmit {
+            transport,
+            dest: Dest::Addr(src),
+            data,
+        }));
+    }
+
+    fn finish_answered(&mut self, now: Instant, by: HangupBy, reason: Option<String>) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        let cancelled_race = self.cancel_requested;
+        self.phase = Phase::Ended;
+        let report = CallReport {
+            outcome: if cancelled_race {
+                Outcome::NoAnswer
+            } else {
+                Outcome::Answered
+            },
+            sip_status: Some(200),
+            reason: reason.or_else(|| Some("OK".into())),
+            hangup_by: Some(by),
+            failover: false,
+            setup: self.setup,
+            duration: self.answered_at.map(|a| now.saturating_duration_since(a)),
+        };
+        self.report = Some(report.clone());
+        self.out.push_back(Output::Event(CallEvent::Ended(report)));
+    }
+
+    fn end(
+        &mut self,
+        now: Instant,
+        outcome: Outcome,
+        sip_status: Option<u16>,
+        reason: Option<String>,
+        failover: bool,
+    ) {
+        if self.phase == Phase::Ended {
+            return;
+        }
+        self.phase = Phase::Ended;
+        let report = CallReport {
+            outcome,
+            sip_status,
+            reason,
+            hangup_by: None,
+            failover,
+            setup: self
+                .setup
+                .or_else(|| sip_status.map(|_| now.saturating_duration_since(self.invite_sent_at))),
+            duration: None,
+        };
+        self.report = Some(report.clone());
+        self.out.push_back(Output::Event(CallEvent::Ended(report)));
+    }
+}
+
+/// Reason header text (`cause=…;text="…"`) when present, else the reason phrase.
+fn reason_text(resp: &Response) -> String {
+    if let Some(r) = resp.headers.get(&HeaderName::Reason)
+        && let Some(i) = r.find("text=\"")
+    {
+        let rest = &r[i + 6..];
+        if let Some(end) = rest.find('"') {
+            return rest[..end].to_owned();
+        }
+    }
+    resp.reason.clone()
+}
+
+/// `1800;refresher=uac` → (Some(1800), Some("uac")).
+fn parse_session_expires(v: &str) -> (Option<u32>, Option<String>) {
+    let mut parts = v.split(';');
+    let interval = parts.next().and_then(|s| s.trim().parse::<u32>().ok());
+    let refresher = parts.find_map(|p| {
+        let (n, v) = p.split_once('=')?;
+        n.trim()
+            .eq_ignore_ascii_case("refresher")
+            .then(|| v.trim().to_ascii_lowercase())
+    });
+    (interval, refresher)
+}
+
+/// DTMF carried in SIP INFO: `application/dtmf-relay` (`Signal=5\r\nDuration=160`) or
+/// `application/dtmf` (body is the digit).
+fn parse_dtmf_info(req: &Request) -> Option<(char, u32)> {
+    let ct = req.headers.content_type()?;
+    let body = std::str::from_utf8(&req.body).ok()?;
+    let valid = |c: char| c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D');
+    match ct.as_str() {
+        "application/dtmf-relay" => {
+            let mut digit = None;
+            let mut duration = 160;
+            for line in body.lines() {
+                let Some((k, v)) = line.split_once('=') else {
+                    continue;
+                };
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "signal" => {
+                        let v = v.trim();
+                        digit = match v {
+                            "10" => Some('*'),
+                            "11" => Some('#'),
+                            _ => v.chars().next().filter(|c| valid(c.to_ascii_uppercase())),
+                        }
+                        .map(|c| c.to_ascii_uppercase());
+                    }
+                    "duration" => duration = v.trim().parse().unwrap_or(160),
+                    _ => {}
+                }
+            }
+            digit.map(|d| (d, duration))
+        }
+        "application/dtmf" => body
+            .trim()
+            .chars()
+            .next()
+            .map(|c| c.to_ascii_uppercase())
+            .filter(|c| valid(*c))
+            .map(|d| (d, 160)),
+        _ => None,
+    }
+}
+
+/// `SIP/2.0 200 OK` in a message/sipfrag body.
+fn parse_sipfrag_status(body: &[u8]) -> Option<u16> {
+    let text = std::str::from_utf8(body).ok()?;
+    let line = text.lines().next()?;
+    let mut parts = line.split_ascii_whitespace();
+    if parts.next()? != "SIP/2.0" {
+        return None;
+    }
+    parts.next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {}
