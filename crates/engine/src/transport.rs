@@ -36,12 +36,8 @@ const BIND_ATTEMPTS: usize = 16;
 /// Pause after a non-transient accept/recv error (e.g. EMFILE) to avoid spinning.
 const ERROR_BACKOFF: Duration = Duration::from_millis(20);
 
-/// Transport protocol of a SIP hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
+/// Transport protocol of a SIP hop (the SIP layer's own type).
+pub use sip::Transport;
 
 /// One received, framed SIP message (not yet parsed).
 #[derive(Debug)]

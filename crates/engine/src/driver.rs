@@ -1,0 +1,164 @@
+//! Runs a sans-IO [`sip::Endpoint`] over real sockets.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use bytes::Bytes;
+use sip::{
+    CallConfig, CallError, CallEvent, CallHandle, Dest, Endpoint, EndpointConfig, EndpointOutput,
+};
+
+use crate::transport::{SipTransport, TransportConfig, TransportEvent};
+
+/// Settings of a driver.
+#[derive(Debug, Clone, Default)]
+pub struct DriverConfig {
+    pub transport: TransportConfig,
+    pub endpoint: EndpointConfig,
+}
+
+/// One endpoint, one transport, one loop.
+#[derive(Debug)]
+pub struct SipDriver {
+    transport: SipTransport,
+    endpoint: Endpoint,
+    dns: HashMap<(String, u16), SocketAddr>,
+    events: VecDeque<(CallHandle, CallEvent)>,
+}
+
+impl SipDriver {
+    pub async fn bind(cfg: DriverConfig) -> io::Result<SipDriver> {
+        let transport = SipTransport::bind(cfg.transport).await?;
+        Ok(SipDriver {
+            transport,
+            endpoint: Endpoint::new(cfg.endpoint),
+            dns: HashMap::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The UDP/TCP port we listen on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.transport.local_addr()
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Place a call; the INVITE leaves before this returns.
+    pub async fn place_call(&mut self, cfg: CallConfig) -> CallHandle {
+        let h = self.endpoint.place_call(Instant::now(), cfg);
+        self.flush().await;
+        h
+    }
+
+    /// CANCEL before answer, BYE after.
+    pub async fn hangup(&mut self, h: CallHandle) -> Result<(), CallError> {
+        let r = self.endpoint.hangup(Instant::now(), h);
+        self.flush().await;
+        r
+    }
+
+    /// BYE automatically at `at` once answered.
+    pub fn hangup_at(&mut self, h: CallHandle, at: Instant) {
+        self.endpoint.hangup_at(h, at);
+    }
+
+    /// Drive sockets and timers until the next call event.
+    pub async fn next_event(&mut self) -> Option<(CallHandle, CallEvent)> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Some(e);
+            }
+            let deadline = self.endpoint.poll_timeout();
+            tokio::select! {
+                ev = self.transport.recv() => {
+                    let now = Instant::now();
+                    match ev {
+                        Some(TransportEvent::Message(m)) => {
+                            self.endpoint.handle_datagram(now, m.transport, m.peer, &m.data);
+                        }
+                        Some(TransportEvent::Closed { peer, error }) => {
+                            tracing::debug!(%peer, ?error, "connection closed");
+                            self.endpoint.handle_transport_error(now, &Dest::Addr(peer));
+                        }
+                        Some(TransportEvent::Refused { peer, reason }) => {
+                            tracing::debug!(%peer, %reason, "refused inbound data");
+                        }
+                        None => return None,
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    self.endpoint.handle_timeout(Instant::now());
+                }
+            }
+            self.flush().await;
+        }
+    }
+
+    async fn flush(&mut self) {
+        while let Some(out) = self.endpoint.poll_output() {
+            match out {
+                EndpointOutput::Transmit(t) => {
+                    let Some(addr) = self.resolve(&t.dest).await else {
+                        tracing::debug!(dest = ?t.dest, "cannot resolve next hop");
+                        self.endpoint
+                            .handle_transport_error(Instant::now(), &t.dest);
+                        continue;
+                    };
+                    if let Err(e) = self
+                        .transport
+                        .send(t.transport, addr, Bytes::from(t.data))
+                        .await
+                    {
+                        tracing::debug!(%addr, error = %e, "send failed");
+                        self.endpoint
+                            .handle_transport_error(Instant::now(), &t.dest);
+                    }
+                }
+                EndpointOutput::Event { call, event } => self.events.push_back((call, event)),
+            }
+        }
+    }
+
+    async fn resolve(&mut self, dest: &Dest) -> Option<SocketAddr> {
+        match dest {
+            Dest::Addr(a) => Some(*a),
+            Dest::Host(host, port) => {
+                let key = (host.clone(), *port);
+                if let Some(a) = self.dns.get(&key) {
+                    return Some(*a);
+                }
+                let a = tokio::net::lookup_host((host.as_str(), *port))
+                    .await
+                    .ok()?
+                    .next()?;
+                self.dns.insert(key, a);
+                Some(a)
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The local address the kernel would use to reach `dest` (for Via/Contact when bound to a
+/// wildcard address). Sends nothing: a connected UDP socket only selects a route.
+pub fn local_ip_for(dest: SocketAddr) -> io::Result<IpAddr> {
+    let bind: SocketAddr = if dest.is_ipv6() {
+        "[::]:0".parse().map_err(io::Error::other)?
+    } else {
+        "0.0.0.0:0".parse().map_err(io::Error::other)?
+    };
+    let s = std::net::UdpSocket::bind(bind)?;
+    s.connect(dest)?;
+    Ok(s.local_addr()?.ip())
+}
