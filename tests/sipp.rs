@@ -1,1 +1,1266 @@
+//! The `dialer call` binary against real peers on loopback.
+//!
+//! SIPp (Debian `sip-tester`) plays the PBX (the UAS) with the scenarios in
+//! `scripts/sipp/`; Kamailio (`scripts/kamailio/kamailio.cfg`) plays a proxy
+//! trunk that challenges with 407 and record-routes. Each test runs one call
+//! over UDP or TCP and checks both sides: the dialer's JSON line and SIPp's
+//! exit status (0 = every call of the scenario succeeded).
+//!
+//! - The dialer binary: `$DIALER_BIN`, else `target/<profile>/dialer` next to
+//!   this test's own executable (`cargo build -p dialer` first).
+//! - `sipp` and `kamailio` must be installed (scripts/test.sh installs them);
+//!   a missing one fails the test, it is never skipped.
+//! - Tests may run in parallel, in threads or processes: every port comes
+//!   from the kernel (bind to port 0, UDP and TCP), is never handed out twice
+//!   by one process, and every child is killed when its guard drops. Each
+//!   test is bounded to about 30 s.
+//! - On a failure the message carries SIPp's stderr, error log and message
+//!   trace, Kamailio's log and the dialer's stderr (`-v`); the run directory
+//!   under the system temp dir is kept.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Read;
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// SIPp's own global bound (-timeout): it gives up, and fails, after this.
+const SIPP_TIMEOUT_S: u64 = 15;
+/// How long the dialer may run for one call.
+const DIALER_BOUND: Duration = Duration::from_secs(15);
+/// How long SIPp may take to finish once the dialer has exited.
+const SIPP_EXIT_BOUND: Duration = Duration::from_secs(6);
+/// How long a server may take to bind its ports.
+const READY_BOUND: Duration = Duration::from_secs(5);
+
+// ---------------------------------------------------------------------------
+// Locations
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn scenario(name: &str) -> PathBuf {
+    let path = repo_root().join("scripts/sipp").join(name);
+    assert!(
+        path.is_file(),
+        "SIPp scenario {} is missing",
+        path.display()
+    );
+    path
+}
+
+fn kamailio_cfg() -> PathBuf {
+    let path = repo_root().join("scripts/kamailio/kamailio.cfg");
+    assert!(path.is_file(), "{} is missing", path.display());
+    path
+}
+
+/// `$DIALER_BIN`, else `<target>/<profile>/dialer`: this test runs from
+/// `<target>/<profile>/deps/sipp-<hash>`.
+fn dialer_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("DIALER_BIN") {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "DIALER_BIN={} does not exist; run `cargo build -p dialer` first",
+            path.display()
+        );
+        return path;
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary has a directory");
+    let profile = if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().expect("deps has a parent")
+    } else {
+        deps
+    };
+    let path = profile.join("dialer");
+    assert!(
+        path.is_file(),
+        "the dialer binary {} does not exist: run `cargo build -p dialer` first \
+         (same profile and target dir), or set DIALER_BIN",
+        path.display()
+    );
+    path
+}
+
+/// A program on PATH (and, for Kamailio run by a non-root user whose PATH
+/// lacks them, /usr/sbin and /sbin). A missing peer fails the test.
+fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.push("/usr/sbin".into());
+    dirs.push("/sbin".into());
+    for dir in dirs {
+        let candidate = dir.join(name);
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "`{name}` is not installed (not on PATH): these tests need real peers; \
+         scripts/test.sh installs them (apt-get install sip-tester kamailio)"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Ports
+
+/// Ports this process has handed out; never reused in one process.
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// A loopback port free for both UDP and TCP right now, picked by the kernel.
+fn free_port() -> u16 {
+    for _ in 0..200 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP 127.0.0.1:0");
+        let port = udp.local_addr().expect("local_addr").port();
+        let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)) else {
+            continue;
+        };
+        let mut seen = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get_or_insert_with(HashSet::new).insert(port) {
+            drop((udp, tcp));
+            return port;
+        }
+    }
+    panic!("no free loopback port (UDP+TCP) found");
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    fn sipp_mode(self) -> &'static str {
+        match self {
+            Transport::Udp => "u1",
+            Transport::Tcp => "t1",
+        }
+    }
+
+    fn trunk(self, port: u16) -> String {
+        match self {
+            Transport::Udp => format!("sip:127.0.0.1:{port}"),
+            Transport::Tcp => format!("sip:127.0.0.1:{port};transport=tcp"),
+        }
+    }
+}
+
+/// Whether something has 127.0.0.1:`port` bound: UDP, or TCP in LISTEN.
+/// Read from /proc/net so that checking never takes the port from the server.
+fn is_bound(port: u16, transport: Transport) -> bool {
+    let (file, listen_only) = match transport {
+        Transport::Udp => ("/proc/net/udp", false),
+        Transport::Tcp => ("/proc/net/tcp", true),
+    };
+    let Ok(table) = fs::read_to_string(file) else {
+        return false;
+    };
+    let local = format!("0100007F:{port:04X}");
+    table.lines().skip(1).any(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        cols.len() > 3 && cols[1] == local && (!listen_only || cols[3] == "0A")
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Processes
+
+/// A child in its own process group, ended (TERM, then KILL, to the group)
+/// when dropped if it is still running.
+#[derive(Debug)]
+struct Guard {
+    name: &'static str,
+    child: Child,
+    status: Option<ExitStatus>,
+}
+
+impl Guard {
+    fn spawn(name: &'static str, mut cmd: Command) -> Guard {
+        cmd.process_group(0);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({cmd:?}): {e}"));
+        Guard {
+            name,
+            child,
+            status: None,
+        }
+    }
+
+    fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// Waits up to `bound` for the exit; None if it is still running.
+    fn wait_for(&mut self, bound: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Some(status) = self.try_status() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal_group(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.child.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// TERM to the group, up to 3 s of grace, then KILL.
+    fn stop(&mut self) {
+        if self.try_status().is_some() {
+            return;
+        }
+        self.signal_group("-TERM");
+        if self.wait_for(Duration::from_secs(3)).is_none() {
+            self.signal_group("-KILL");
+            let _ = self.child.kill();
+            self.status = self.child.wait().ok();
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if self.try_status().is_none() {
+            eprintln!("[sipp.rs] stopping {} (pid {})", self.name, self.child.id());
+        }
+        self.stop();
+    }
+}
+
+/// A fresh directory under the system temp dir, removed when dropped unless
+/// the test is failing (then its path is in the failure message).
+#[derive(Debug)]
+struct RunDir(PathBuf);
+
+impl RunDir {
+    fn new(test: &str) -> RunDir {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!(
+            "dialer-it-{test}-{}-{}-{nanos}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir_all(&dir).expect("create run dir");
+        RunDir(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn read_lossy(path: &Path) -> String {
+    fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// The last `max` bytes of a text, on a char boundary.
+fn tail(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+// ---------------------------------------------------------------------------
+// SIPp
+
+/// One SIPp UAS running a scenario for one call.
+#[derive(Debug)]
+struct Sipp {
+    guard: RefCell<Guard>,
+    /// Set when SIPp had to be stopped: it did not finish by itself.
+    overran: Cell<bool>,
+    port: u16,
+    scenario: String,
+    args: Vec<OsString>,
+    screen: PathBuf,
+    stderr: PathBuf,
+    errors: PathBuf,
+    messages: PathBuf,
+    log: PathBuf,
+}
+
+impl Sipp {
+    /// Starts `scenario` as a UAS on a free port and waits until it listens.
+    /// A port lost to a race is retried with another one.
+    fn start(dir: &RunDir, scenario_name: &str, transport: Transport) -> Sipp {
+        let sipp = tool("sipp");
+        let path = scenario(scenario_name);
+        let mut last_failure = String::new();
+        for attempt in 0..3 {
+            let port = free_port();
+            let tag = format!("sipp{attempt}");
+            let screen = dir.path(&format!("{tag}.screen"));
+            let stderr = dir.path(&format!("{tag}.stderr"));
+            let errors = dir.path(&format!("{tag}_errors.log"));
+            let messages = dir.path(&format!("{tag}_messages.log"));
+            let log = dir.path(&format!("{tag}_logs.log"));
+            let args: Vec<OsString> = vec![
+                "-sf".into(),
+                path.clone().into(),
+                "-i".into(),
+                "127.0.0.1".into(),
+                "-p".into(),
+                port.to_string().into(),
+                "-bind_local".into(),
+                "-ci".into(),
+                "127.0.0.1".into(),
+                "-m".into(),
+                "1".into(),
+                "-t".into(),
+                transport.sipp_mode().into(),
+                "-timeout".into(),
+                format!("{SIPP_TIMEOUT_S}s").into(),
+                "-timeout_error".into(),
+                "-nostdin".into(),
+                "-trace_err".into(),
+                "-error_file".into(),
+                errors.clone().into(),
+                "-trace_msg".into(),
+                "-message_file".into(),
+                messages.clone().into(),
+                "-trace_logs".into(),
+                "-log_file".into(),
+                log.clone().into(),
+            ];
+            let mut cmd = Command::new(&sipp);
+            cmd.args(&args)
+                .current_dir(&dir.0)
+                .stdin(Stdio::null())
+                .stdout(fs::File::create(&screen).expect("create screen file"))
+                .stderr(fs::File::create(&stderr).expect("create stderr file"));
+            let mut guard = Guard::spawn("sipp", cmd);
+            let deadline = Instant::now() + READY_BOUND;
+            loop {
+                if is_bound(port, transport) {
+                    return Sipp {
+                        guard: RefCell::new(guard),
+                        overran: Cell::new(false),
+                        port,
+                        scenario: scenario_name.to_string(),
+                        args,
+                        screen,
+                        stderr,
+                        errors,
+                        messages,
+                        log,
+                    };
+                }
+                if let Some(status) = guard.try_status() {
+                    last_failure = format!(
+                        "SIPp exited before listening on {port} ({status}):\n{}",
+                        read_lossy(&stderr)
+                    );
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    last_failure = format!("SIPp did not listen on {port} within {READY_BOUND:?}");
+                    break;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        panic!("cannot start SIPp with {scenario_name}: {last_failure}");
+    }
+
+    /// Waits (bounded) for SIPp to end on its own once the dialer is done,
+    /// so that its logs are complete; stops it if it overruns.
+    fn finish(&self) {
+        let mut guard = self.guard.borrow_mut();
+        if guard.wait_for(SIPP_EXIT_BOUND).is_none() {
+            self.overran.set(true);
+            guard.stop();
+        }
+    }
+
+    fn report(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "--- SIPp {} on 127.0.0.1:{} (exit: {:?})\nargs: {:?}",
+            self.scenario,
+            self.port,
+            self.guard.borrow().status,
+            self.args
+        );
+        for (what, path, max) in [
+            ("stderr", &self.stderr, 8_000),
+            ("error log", &self.errors, 8_000),
+            ("log", &self.log, 4_000),
+            ("message trace", &self.messages, 16_000),
+            ("last screen", &self.screen, 3_000),
+        ] {
+            let text = read_lossy(path);
+            if !text.trim().is_empty() {
+                let _ = writeln!(
+                    out,
+                    "--- SIPp {what} ({}):\n{}",
+                    path.display(),
+                    tail(&text, max)
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Kamailio
+
+#[derive(Debug)]
+struct Kamailio {
+    guard: Guard,
+    port: u16,
+    stderr: PathBuf,
+}
+
+impl Kamailio {
+    /// Starts the proxy on a free port (UDP and TCP), forwarding initial
+    /// INVITEs to 127.0.0.1:`backend_port`, and waits until it listens.
+    fn start(dir: &RunDir, backend_port: u16) -> Kamailio {
+        let kamailio = tool("kamailio");
+        let cfg = kamailio_cfg();
+        let mut last_failure = String::new();
+        for attempt in 0..3 {
+            let port = free_port();
+            let run = dir.path(&format!("kamailio{attempt}"));
+            fs::create_dir_all(&run).expect("create kamailio run dir");
+            let stderr = dir.path(&format!("kamailio{attempt}.stderr"));
+            let mut cmd = Command::new(&kamailio);
+            cmd.arg("-f")
+                .arg(&cfg)
+                .args(["-DD", "-E", "-m", "32", "-M", "8"])
+                .arg("-w")
+                .arg(&run)
+                .arg("-Y")
+                .arg(&run)
+                .arg("-P")
+                .arg(run.join("kamailio.pid"))
+                .arg("-A")
+                .arg(format!("SIP_PORT={port}"))
+                .arg("-A")
+                .arg(format!("BACKEND=\"sip:127.0.0.1:{backend_port}\""))
+                .current_dir(&run)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(fs::File::create(&stderr).expect("create kamailio stderr"));
+            let mut guard = Guard::spawn("kamailio", cmd);
+            let deadline = Instant::now() + READY_BOUND;
+            loop {
+                if is_bound(port, Transport::Udp) && is_bound(port, Transport::Tcp) {
+                    return Kamailio {
+                        guard,
+                        port,
+                        stderr,
+                    };
+                }
+                if let Some(status) = guard.try_status() {
+                    last_failure = format!(
+                        "kamailio exited before listening on {port} ({status}):\n{}",
+                        tail(&read_lossy(&stderr), 8_000)
+                    );
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    last_failure = format!(
+                        "kamailio did not listen on {port} within {READY_BOUND:?}:\n{}",
+                        tail(&read_lossy(&stderr), 8_000)
+                    );
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("cannot start kamailio: {last_failure}");
+    }
+
+    fn report(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "--- Kamailio on 127.0.0.1:{} (exit: {:?}) stderr ({}):\n{}",
+            self.port,
+            self.guard.status,
+            self.stderr.display(),
+            tail(&read_lossy(&self.stderr), 12_000)
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The dialer
+
+#[derive(Debug)]
+struct DialerRun {
+    args: Vec<String>,
+    status: Option<ExitStatus>,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl DialerRun {
+    /// The single JSON object the dialer printed, or a description of why
+    /// there is none.
+    fn json(&self) -> Result<serde_json::Map<String, Value>, String> {
+        let text = self.stdout.trim();
+        if text.is_empty() {
+            return Err("the dialer printed nothing on stdout".into());
+        }
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(other) => Err(format!("stdout is JSON but not an object: {other}")),
+            Err(e) => Err(format!("stdout is not one JSON object ({e})")),
+        }
+    }
+
+    fn report(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "--- dialer {:?}\nexit: {:?} after {:?}\nstdout:\n{}\nstderr:\n{}",
+            self.args,
+            self.status,
+            self.elapsed,
+            self.stdout,
+            tail(&self.stderr, 16_000)
+        );
+    }
+}
+
+/// Runs `dialer call --trunk TRUNK --to 100 --from 200 -v EXTRA...`, bounded.
+fn run_dialer(trunk: &str, extra: &[&str]) -> DialerRun {
+    let bin = dialer_bin();
+    let mut args: Vec<String> = [
+        "call", "--trunk", trunk, "--to", "100", "--from", "200", "-v",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let mut cmd = Command::new(&bin);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let mut guard = Guard::spawn("dialer", cmd);
+    let mut out_pipe = guard.child.stdout.take().expect("stdout piped");
+    let mut err_pipe = guard.child.stderr.take().expect("stderr piped");
+    let out_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = out_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = err_pipe.read_to_end(&mut buf);
+        buf
+    });
+    let status = guard.wait_for(DIALER_BOUND);
+    if status.is_none() {
+        guard.stop();
+    }
+    let elapsed = started.elapsed();
+    drop(guard);
+    let stdout = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
+    let mut stderr = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
+    if status.is_none() {
+        let _ = write!(
+            stderr,
+            "\n[sipp.rs] the dialer did not exit within {DIALER_BOUND:?}: killed"
+        );
+    }
+    DialerRun {
+        args: std::iter::once(bin.display().to_string())
+            .chain(args)
+            .collect(),
+        status,
+        stdout,
+        stderr,
+        elapsed,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Checking a run
+
+/// Everything of one test run, for checks that print all of it on failure.
+#[derive(Debug)]
+struct Run<'a> {
+    name: &'a str,
+    dir: &'a RunDir,
+    sipp: Option<&'a Sipp>,
+    kamailio: Option<&'a Kamailio>,
+    dialer: &'a DialerRun,
+}
+
+impl Run<'_> {
+    fn fail(&self, what: &str) -> ! {
+        let mut out = format!(
+            "\n=== {}: {what}\nrun dir (kept): {}\n",
+            self.name,
+            self.dir.0.display()
+        );
+        self.dialer.report(&mut out);
+        if let Some(sipp) = self.sipp {
+            sipp.report(&mut out);
+        }
+        if let Some(kamailio) = self.kamailio {
+            kamailio.report(&mut out);
+        }
+        panic!("{out}");
+    }
+
+    fn check(&self, ok: bool, what: impl FnOnce() -> String) {
+        if !ok {
+            self.fail(&what());
+        }
+    }
+
+    /// The dialer exited 0 and printed one JSON object with the expected
+    /// outcome and status, and numbers for the timings.
+    fn json(&self, outcome: &str, sip_status: u64) -> serde_json::Map<String, Value> {
+        let code = self.dialer.status.and_then(|s| s.code());
+        self.check(code == Some(0), || {
+            format!("dialer exit code {code:?}, expected 0")
+        });
+        let json = self.dialer.json().unwrap_or_else(|e| self.fail(&e));
+        let got_outcome = json.get("outcome").and_then(Value::as_str);
+        self.check(got_outcome == Some(outcome), || {
+            format!("outcome {:?}, expected {outcome:?}", json.get("outcome"))
+        });
+        let got_status = json.get("sip_status").and_then(Value::as_u64);
+        self.check(got_status == Some(sip_status), || {
+            format!(
+                "sip_status {:?}, expected {sip_status}",
+                json.get("sip_status")
+            )
+        });
+        for key in ["setup_ms", "duration_ms"] {
+            self.check(json.get(key).is_some_and(Value::is_u64), || {
+                format!("{key} is {:?}, expected a number of ms", json.get(key))
+            });
+        }
+        json
+    }
+
+    fn reason(&self, json: &serde_json::Map<String, Value>, reason: &str) {
+        self.check(
+            json.get("reason").and_then(Value::as_str) == Some(reason),
+            || format!("reason {:?}, expected {reason:?}", json.get("reason")),
+        );
+    }
+
+    fn hangup_by(&self, json: &serde_json::Map<String, Value>, expected: Option<&str>) {
+        let got = json.get("hangup_by").unwrap_or(&Value::Null);
+        let ok = match expected {
+            Some(who) => got.as_str() == Some(who),
+            None => got.is_null(),
+        };
+        self.check(ok, || format!("hangup_by {got}, expected {expected:?}"));
+    }
+
+    fn ms(&self, json: &serde_json::Map<String, Value>, key: &str, min: u64, max: u64) {
+        let got = json.get(key).and_then(Value::as_u64).unwrap_or(0);
+        self.check((min..=max).contains(&got), || {
+            format!("{key} = {got}, expected {min}..={max}")
+        });
+    }
+
+    /// SIPp finished on its own and exited with `code` (0: the call
+    /// succeeded; 1: it failed).
+    fn sipp_exit(&self, code: i32) {
+        let sipp = self.sipp.expect("a run with SIPp");
+        if sipp.overran.get() {
+            self.fail(&format!(
+                "SIPp was still running {SIPP_EXIT_BOUND:?} after the dialer exited"
+            ));
+        }
+        let status = sipp.guard.borrow().status;
+        if status.and_then(|s| s.code()) != Some(code) {
+            let got = status.map_or_else(|| "no status".to_string(), |s| s.to_string());
+            self.fail(&format!(
+                "SIPp ended with {got}, expected exit code {code} ({})",
+                sipp_meaning(code)
+            ));
+        }
+    }
+}
+
+fn sipp_meaning(code: i32) -> &'static str {
+    match code {
+        0 => "the call succeeded",
+        1 => "the call failed",
+        _ => "?",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Digest check of the 407 scenario (SIPp 3.6.1 cannot verify
+// Proxy-Authorization itself; scripts/sipp/uas_407.xml logs it)
+
+/// MD5 (RFC 1321), for the digest check only.
+fn md5(data: &[u8]) -> [u8; 16] {
+    const S: [u32; 64] = [
+        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
+        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
+        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
+    ];
+    let k: Vec<u32> = (0..64)
+        .map(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32)
+        .collect();
+    let mut msg = data.to_vec();
+    let bit_len = (data.len() as u64).wrapping_mul(8);
+    msg.push(0x80);
+    while msg.len() % 64 != 56 {
+        msg.push(0);
+    }
+    msg.extend_from_slice(&bit_len.to_le_bytes());
+    let (mut a0, mut b0, mut c0, mut d0) = (
+        0x6745_2301u32,
+        0xefcd_ab89u32,
+        0x98ba_dcfeu32,
+        0x1032_5476u32,
+    );
+    for chunk in msg.chunks(64) {
+        let m: Vec<u32> = chunk
+            .chunks(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect();
+        let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
+        for i in 0..64 {
+            let (f, g) = match i / 16 {
+                0 => ((b & c) | (!b & d), i),
+                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
+                2 => (b ^ c ^ d, (3 * i + 5) % 16),
+                _ => (c ^ (b | !d), (7 * i) % 16),
+            };
+            let f = f.wrapping_add(a).wrapping_add(k[i]).wrapping_add(m[g]);
+            a = d;
+            d = c;
+            c = b;
+            b = b.wrapping_add(f.rotate_left(S[i]));
+        }
+        a0 = a0.wrapping_add(a);
+        b0 = b0.wrapping_add(b);
+        c0 = c0.wrapping_add(c);
+        d0 = d0.wrapping_add(d);
+    }
+    let mut out = [0u8; 16];
+    for (i, word) in [a0, b0, c0, d0].iter().enumerate() {
+        out[i * 4..i * 4 + 4].copy_from_slice(&word.to_le_bytes());
+    }
+    out
+}
+
+fn md5_hex(text: &str) -> String {
+    md5(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The parameters of a `Digest a="b",c=d` credentials value, names lower-cased.
+fn digest_params(value: &str) -> Result<Vec<(String, String)>, String> {
+    let rest = value
+        .trim()
+        .strip_prefix("Digest")
+        .ok_or_else(|| format!("not Digest credentials: {value}"))?;
+    let mut params = Vec::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let name: String =
+            std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        if chars.next() != Some('=') {
+            return Err(format!("parameter without value in {value}"));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut val = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            loop {
+                match chars.next() {
+                    Some('\\') => val.extend(chars.next()),
+                    Some('"') => break,
+                    Some(c) => val.push(c),
+                    None => return Err(format!("unterminated quote in {value}")),
+                }
+            }
+        } else {
+            val = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect();
+        }
+        params.push((name.trim().to_ascii_lowercase(), val.trim().to_string()));
+    }
+    Ok(params)
+}
+
+/// Checks credentials against user/password for `method`, MD5 (the only
+/// algorithm the scenario's challenge offers), with or without qop=auth.
+fn verify_md5_digest(
+    value: &str,
+    method: &str,
+    user: &str,
+    password: &str,
+    realm: &str,
+) -> Result<(), String> {
+    let params = digest_params(value)?;
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let need = |name: &str| get(name).ok_or_else(|| format!("no {name} in {value}"));
+    if let Some(alg) = get("algorithm")
+        && !alg.eq_ignore_ascii_case("MD5")
+    {
+        return Err(format!("algorithm {alg}, the challenge asked for MD5"));
+    }
+    if need("username")? != user {
+        return Err(format!(
+            "username {:?}, expected {user:?}",
+            need("username")?
+        ));
+    }
+    if need("realm")? != realm {
+        return Err(format!("realm {:?}, expected {realm:?}", need("realm")?));
+    }
+    let ha1 = md5_hex(&format!("{user}:{realm}:{password}"));
+    let ha2 = md5_hex(&format!("{method}:{}", need("uri")?));
+    let nonce = need("nonce")?;
+    let expected = match get("qop") {
+        Some(qop) => {
+            if qop != "auth" {
+                return Err(format!("qop {qop:?}, the challenge offered \"auth\""));
+            }
+            md5_hex(&format!(
+                "{ha1}:{nonce}:{}:{}:{qop}:{ha2}",
+                need("nc")?,
+                need("cnonce")?
+            ))
+        }
+        None => return Err("no qop=auth although the challenge offered qop=\"auth\"".into()),
+    };
+    let response = need("response")?;
+    if !response.eq_ignore_ascii_case(&expected) {
+        return Err(format!(
+            "response {response}, expected {expected} for {user}/{password}"
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn md5_matches_rfc1321_vectors() {
+    assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
+    assert_eq!(md5_hex("abc"), "900150983cd24fb0d6963f7d28e17f72");
+    assert_eq!(
+        md5_hex("12345678901234567890123456789012345678901234567890123456789012345678901234567890"),
+        "57edf4a22be3c955ac49da2e2107b67a"
+    );
+}
+
+#[test]
+fn digest_check_accepts_sipp_credentials() {
+    // As SIPp 3.6.1's own UAC answers the uas_407.xml challenge.
+    let value = r#"Digest username="alice",realm="sipp.test",cnonce="6b8b4567",nc=00000001,qop=auth,uri="sip:127.0.0.1:21664",nonce="5c1ab7e023883n1",response="2e456f7cc5d369d248428236b8ea891f",algorithm=MD5"#;
+    verify_md5_digest(value, "INVITE", "alice", "secret", "sipp.test").unwrap();
+    assert!(verify_md5_digest(value, "INVITE", "alice", "wrong", "sipp.test").is_err());
+}
+
+// ---------------------------------------------------------------------------
+// The scenarios
+
+/// Starts SIPp with `scenario`, runs the dialer against it and returns both.
+fn call(
+    dir: &RunDir,
+    scenario_name: &str,
+    transport: Transport,
+    extra: &[&str],
+) -> (Sipp, DialerRun) {
+    let sipp = Sipp::start(dir, scenario_name, transport);
+    let dialer = run_dialer(&transport.trunk(sipp.port), extra);
+    sipp.finish();
+    (sipp, dialer)
+}
+
+fn answer_bye_them(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let (sipp, dialer) = call(&dir, "uas_answer_bye_them.xml", transport, &[]);
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.json("answered", 200);
+    run.reason(&json, "OK");
+    run.hangup_by(&json, Some("them"));
+    // SIPp pauses 1 s between the ACK and its BYE.
+    run.ms(&json, "duration_ms", 800, 10_000);
+    run.sipp_exit(0);
+}
+
+fn answer_bye_us(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let (sipp, dialer) = call(
+        &dir,
+        "uas_answer_bye_us.xml",
+        transport,
+        &["--hangup-after", "1"],
+    );
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.json("answered", 200);
+    run.reason(&json, "OK");
+    run.hangup_by(&json, Some("us"));
+    run.ms(&json, "duration_ms", 800, 5_000);
+    run.sipp_exit(0);
+}
+
+fn busy(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let (sipp, dialer) = call(&dir, "uas_busy.xml", transport, &[]);
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.json("busy", 486);
+    run.reason(&json, "Busy Here");
+    run.hangup_by(&json, None);
+    run.sipp_exit(0);
+}
+
+fn no_answer(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let (sipp, dialer) = call(
+        &dir,
+        "uas_no_answer.xml",
+        transport,
+        &["--ring-timeout", "2"],
+    );
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.json("no_answer", 487);
+    run.reason(&json, "Request Terminated");
+    run.hangup_by(&json, None);
+    run.check(dialer.elapsed >= Duration::from_millis(1_800), || {
+        format!(
+            "the dialer gave up after {:?}, before its 2 s ring timeout",
+            dialer.elapsed
+        )
+    });
+    run.sipp_exit(0);
+}
+
+fn not_found(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let (sipp, dialer) = call(&dir, "uas_404.xml", transport, &[]);
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.json("invalid_number", 404);
+    run.reason(&json, "Not Found");
+    run.hangup_by(&json, None);
+    run.sipp_exit(0);
+}
+
+fn auth_401(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let (sipp, dialer) = call(
+        &dir,
+        "uas_401.xml",
+        transport,
+        &["--user", "alice", "--password", "secret"],
+    );
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.json("answered", 200);
+    run.hangup_by(&json, Some("them"));
+    // SIPp verified the digest (<verifyauth>); a wrong one gets 403 and exit 1.
+    run.sipp_exit(0);
+}
+
+/// The negative control of `auth_401`: SIPp's digest check really rejects.
+fn auth_401_wrong_password(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let (sipp, dialer) = call(
+        &dir,
+        "uas_401.xml",
+        transport,
+        &["--user", "alice", "--password", "not-the-secret"],
+    );
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.json("rejected", 403);
+    run.hangup_by(&json, None);
+    // uas_401.xml stops the call as failed after a digest that does not verify.
+    run.sipp_exit(1);
+}
+
+fn auth_407(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let (sipp, dialer) = call(
+        &dir,
+        "uas_407.xml",
+        transport,
+        &["--user", "alice", "--password", "secret"],
+    );
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.json("answered", 200);
+    run.hangup_by(&json, Some("them"));
+    run.sipp_exit(0);
+    // The scenario logged the Proxy-Authorization it got; check the digest.
+    let log = read_lossy(&sipp.log);
+    let line = log
+        .lines()
+        .find_map(|l| l.split_once("PROXY-AUTHORIZATION method=INVITE value="))
+        .map(|(_, v)| v.trim().to_string());
+    let Some(value) = line else {
+        run.fail("SIPp logged no Proxy-Authorization line");
+    };
+    if let Err(e) = verify_md5_digest(&value, "INVITE", "alice", "secret", "sipp.test") {
+        run.fail(&format!(
+            "the Proxy-Authorization digest does not verify: {e}\n{value}"
+        ));
+    }
+}
+
+fn early_media_183(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let (sipp, dialer) = call(&dir, "uas_183_early.xml", transport, &[]);
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.json("answered", 200);
+    run.hangup_by(&json, Some("them"));
+    // The 183 rings for 1 s before the 200: setup includes it.
+    run.ms(&json, "setup_ms", 800, 10_000);
+    run.sipp_exit(0);
+}
+
+fn reinvite(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let (sipp, dialer) = call(&dir, "uas_reinvite.xml", transport, &[]);
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.json("answered", 200);
+    run.hangup_by(&json, Some("them"));
+    // SIPp checked the 200 to its re-INVITE carried SDP.
+    run.sipp_exit(0);
+}
+
+/// Through Kamailio (407 challenge, record-route) to a SIPp UAS.
+fn kamailio_auth(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let backend = Sipp::start(&dir, "uas_kamailio_backend.xml", transport);
+    let kamailio = Kamailio::start(&dir, backend.port);
+    let dialer = run_dialer(
+        &transport.trunk(kamailio.port),
+        &["--user", "alice", "--password", "secret"],
+    );
+    backend.finish();
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&backend),
+        kamailio: Some(&kamailio),
+        dialer: &dialer,
+    };
+    let json = run.json("answered", 200);
+    run.hangup_by(&json, Some("them"));
+    // The back end checked the Record-Route and sent its BYE through the proxy.
+    run.sipp_exit(0);
+}
+
+/// Kamailio keeps challenging a wrong password: the final status is 407.
+fn kamailio_wrong_password(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    // No back end: nothing may get past the proxy. Its port stays unused.
+    let kamailio = Kamailio::start(&dir, free_port());
+    let dialer = run_dialer(
+        &transport.trunk(kamailio.port),
+        &["--user", "alice", "--password", "not-the-secret"],
+    );
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: None,
+        kamailio: Some(&kamailio),
+        dialer: &dialer,
+    };
+    let code = dialer.status.and_then(|s| s.code());
+    run.check(code == Some(0), || {
+        format!("dialer exit code {code:?}, expected 0")
+    });
+    let json = dialer.json().unwrap_or_else(|e| run.fail(&e));
+    run.check(
+        json.get("outcome").and_then(Value::as_str) != Some("answered"),
+        || "a wrong password was answered".into(),
+    );
+    run.check(
+        json.get("sip_status").and_then(Value::as_u64) == Some(407),
+        || format!("sip_status {:?}, expected 407", json.get("sip_status")),
+    );
+}
+
+/// No credentials at all: the dialer cannot answer the challenge, 407.
+fn kamailio_no_credentials(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let kamailio = Kamailio::start(&dir, free_port());
+    let dialer = run_dialer(&transport.trunk(kamailio.port), &[]);
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: None,
+        kamailio: Some(&kamailio),
+        dialer: &dialer,
+    };
+    let code = dialer.status.and_then(|s| s.code());
+    run.check(code == Some(0), || {
+        format!("dialer exit code {code:?}, expected 0")
+    });
+    let json = dialer.json().unwrap_or_else(|e| run.fail(&e));
+    run.check(
+        json.get("outcome").and_then(Value::as_str) != Some("answered"),
+        || "answered without credentials".into(),
+    );
+    run.check(
+        json.get("sip_status").and_then(Value::as_u64) == Some(407),
+        || format!("sip_status {:?}, expected 407", json.get("sip_status")),
+    );
+}
+
+/// One #[test] per scenario and transport.
+macro_rules! over_udp_and_tcp {
+    ($($scenario:ident),* $(,)?) => {
+        mod udp {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario(concat!("udp_", stringify!($scenario)), super::Transport::Udp);
+                }
+            )*
+        }
+        mod tcp {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario(concat!("tcp_", stringify!($scenario)), super::Transport::Tcp);
+                }
+            )*
+        }
+    };
+}
+
+over_udp_and_tcp!(
+    answer_bye_them,
+    answer_bye_us,
+    busy,
+    no_answer,
+    not_found,
+    auth_401,
+    auth_401_wrong_password,
+    auth_407,
+    early_media_183,
+    reinvite,
+    kamailio_auth,
+    kamailio_wrong_password,
+    kamailio_no_credentials,
+);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use engine::driver::{DriverConfig, SipDriver, local_ip_for};
+use engine::driver::{DriverConfig, DriverEvent, SipDriver, local_ip_for};
 use engine::transport::TransportConfig;
 use engine::trunk::{CallRequest, TrunkConfig};
 use sip::{CallEvent, CallReport, EndpointConfig, TimerConfig};
@@ -271,8 +271,10 @@ async fn run_call(plan: CallPlan) -> anyhow::Result<CallReport> {
                 continue;
             }
         };
-        let Some((h, ev)) = next else {
-            anyhow::bail!("the SIP transport stopped");
+        let (h, ev) = match next {
+            Some(DriverEvent::Call(h, ev)) => (h, ev),
+            Some(DriverEvent::Agent(..)) => continue,
+            None => anyhow::bail!("the SIP transport stopped"),
         };
         if h != call {
             continue;
@@ -286,6 +288,9 @@ async fn run_call(plan: CallPlan) -> anyhow::Result<CallReport> {
             CallEvent::Progress { status, .. } => tracing::debug!(status, "progress"),
             CallEvent::Ended(report) => {
                 tracing::info!(outcome = %report.outcome, status = ?report.sip_status, "call ended");
+                // Answer retransmissions for a moment (a lost ACK or 200 OK on UDP would
+                // otherwise leave the far end retrying) and let queued TCP writes out.
+                driver.linger(Duration::from_secs(1)).await;
                 drop(rtp);
                 return Ok(report);
             }

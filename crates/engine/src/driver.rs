@@ -3,14 +3,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sip::{
-    CallConfig, CallError, CallEvent, CallHandle, Dest, Endpoint, EndpointConfig, EndpointOutput,
+    AgentEvent, AgentHandle, CallConfig, CallError, CallEvent, CallHandle, Dest, Endpoint,
+    EndpointConfig, EndpointOutput, TimerConfig,
 };
 
 use crate::transport::{SipTransport, TransportConfig, TransportEvent};
+use crate::trunk::Trunk;
 
 /// Settings of a driver.
 #[derive(Debug, Clone, Default)]
@@ -19,13 +21,21 @@ pub struct DriverConfig {
     pub endpoint: EndpointConfig,
 }
 
+/// What the driver reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverEvent {
+    Call(CallHandle, CallEvent),
+    /// Registration state changes and trunk up/down from OPTIONS keep-alive.
+    Agent(AgentHandle, AgentEvent),
+}
+
 /// One endpoint, one transport, one loop.
 #[derive(Debug)]
 pub struct SipDriver {
     transport: SipTransport,
     endpoint: Endpoint,
     dns: HashMap<(String, u16), SocketAddr>,
-    events: VecDeque<(CallHandle, CallEvent)>,
+    events: VecDeque<DriverEvent>,
 }
 
 impl SipDriver {
@@ -67,8 +77,33 @@ impl SipDriver {
         self.endpoint.hangup_at(h, at);
     }
 
-    /// Drive sockets and timers until the next call event.
-    pub async fn next_event(&mut self) -> Option<(CallHandle, CallEvent)> {
+    /// Start REGISTER and OPTIONS keep-alive for a trunk, as its configuration asks.
+    pub async fn start_trunk_agents(
+        &mut self,
+        trunk: &Trunk,
+        local: SocketAddr,
+    ) -> Vec<AgentHandle> {
+        let now = Instant::now();
+        let timers = TimerConfig::default();
+        let mut out = Vec::new();
+        if let Some(cfg) = trunk.registration_config(local, timers) {
+            out.push(self.endpoint.add_registration(now, cfg));
+        }
+        if let Some(cfg) = trunk.keepalive_config(local, timers) {
+            out.push(self.endpoint.add_keepalive(now, cfg));
+        }
+        self.flush().await;
+        out
+    }
+
+    /// Send REGISTER with Expires: 0 for a registration agent.
+    pub async fn unregister(&mut self, agent: AgentHandle) {
+        self.endpoint.unregister(Instant::now(), agent);
+        self.flush().await;
+    }
+
+    /// Drive sockets and timers until the next event.
+    pub async fn next_event(&mut self) -> Option<DriverEvent> {
         loop {
             if let Some(e) = self.events.pop_front() {
                 return Some(e);
@@ -99,6 +134,28 @@ impl SipDriver {
         }
     }
 
+    /// Before exiting: keep answering retransmissions while ended calls still absorb them
+    /// (our ACK or 200 OK may have been lost on UDP), then make sure queued TCP writes reach
+    /// the wire. Bounded by `limit`.
+    pub async fn linger(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.endpoint.held_calls() > 0 && Instant::now() < deadline {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(remaining, self.next_event()).await {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if !self
+            .transport
+            .flush(remaining.max(Duration::from_millis(500)))
+            .await
+        {
+            tracing::warn!("some TCP messages were not written before exit");
+        }
+    }
+
     async fn flush(&mut self) {
         while let Some(out) = self.endpoint.poll_output() {
             match out {
@@ -119,7 +176,13 @@ impl SipDriver {
                             .handle_transport_error(Instant::now(), &t.dest);
                     }
                 }
-                EndpointOutput::Event { call, event } => self.events.push_back((call, event)),
+                EndpointOutput::Event { call, event } => {
+                    self.events.push_back(DriverEvent::Call(call, event));
+                }
+                EndpointOutput::Agent { agent, event } => {
+                    tracing::info!(?agent, ?event, "trunk agent");
+                    self.events.push_back(DriverEvent::Agent(agent, event));
+                }
             }
         }
     }

@@ -135,6 +135,7 @@ impl SipTransport {
             events: tx,
             conns: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            in_flight: AtomicU64::new(0),
             framing: cfg.framing,
             connect_timeout: cfg.tcp_connect_timeout,
         });
@@ -197,7 +198,12 @@ impl SipTransport {
         // A closed queue means the connection just died: forget it and retry once.
         for _ in 0..2 {
             let (id, tx) = self.shared.get_or_connect(dest);
-            match tx.try_send(data) {
+            self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+            let sent = tx.try_send(data);
+            if sent.is_err() {
+                self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            }
+            match sent {
                 Ok(()) => return Ok(()),
                 Err(TrySendError::Full(_)) => {
                     return Err(io::Error::new(
@@ -215,6 +221,22 @@ impl SipTransport {
             io::ErrorKind::NotConnected,
             format!("TCP connection to {dest} unusable"),
         ))
+    }
+
+    /// Wait until every queued TCP message has been written to its socket, or `limit` passed.
+    /// Call before exiting so that the last ACK or 200 OK is not lost with the process.
+    /// Returns true when everything was written.
+    pub async fn flush(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if self.shared.in_flight.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 
     /// Next inbound event from any socket. `None` only if all tasks are gone.
@@ -237,6 +259,8 @@ struct Shared {
     events: mpsc::Sender<TransportEvent>,
     conns: Mutex<HashMap<SocketAddr, ConnHandle>>,
     next_id: AtomicU64,
+    /// TCP messages queued or being written (for [`SipTransport::flush`]).
+    in_flight: AtomicU64,
     framing: FramingLimits,
     connect_timeout: Duration,
 }
@@ -477,13 +501,16 @@ async fn outbound_connection(
     shared: Arc<Shared>,
     dest: SocketAddr,
     id: u64,
-    rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Bytes>,
     pong_tx: mpsc::Sender<Bytes>,
 ) {
     let connect = tokio::time::timeout(shared.connect_timeout, TcpStream::connect(dest));
     let res = tokio::select! {
         r = connect => r,
-        () = shared.events.closed() => return,
+        () = shared.events.closed() => {
+            discard_queue(&shared, &mut rx);
+            return;
+        }
     };
     let stream = match res {
         Ok(Ok(s)) => s,
@@ -491,12 +518,14 @@ async fn outbound_connection(
             shared
                 .close(dest, id, Some(format!("connect failed: {e}")))
                 .await;
+            discard_queue(&shared, &mut rx);
             return;
         }
         Err(_) => {
             shared
                 .close(dest, id, Some("connect timed out".to_owned()))
                 .await;
+            discard_queue(&shared, &mut rx);
             return;
         }
     };
@@ -512,7 +541,7 @@ async fn run_connection(
     peer: SocketAddr,
     id: u64,
     stream: TcpStream,
-    rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Bytes>,
     pong_tx: mpsc::Sender<Bytes>,
 ) {
     // SIP messages are small and latency matters more than segment count.
@@ -521,6 +550,7 @@ async fn run_connection(
         Ok(a) => a,
         Err(e) => {
             shared.close(peer, id, Some(e.to_string())).await;
+            discard_queue(&shared, &mut rx);
             return;
         }
     };
@@ -543,7 +573,7 @@ async fn write_loop(
     loop {
         let msg = tokio::select! {
             m = rx.recv() => m,
-            () = shared.events.closed() => return,
+            () = shared.events.closed() => break,
         };
         let Some(msg) = msg else {
             let _ = wr.shutdown().await;
@@ -551,14 +581,25 @@ async fn write_loop(
         };
         let res = tokio::select! {
             r = wr.write_all(&msg) => r,
-            () = shared.events.closed() => return,
+            () = shared.events.closed() => Err(io::Error::other("transport shut down")),
         };
+        shared.in_flight.fetch_sub(1, Ordering::AcqRel);
         if let Err(e) = res {
             shared
                 .close(peer, id, Some(format!("write failed: {e}")))
                 .await;
-            return;
+            break;
         }
+    }
+    discard_queue(shared, &mut rx);
+}
+
+/// Forget messages that will never be written (connection lost), keeping the in-flight
+/// count exact.
+fn discard_queue(shared: &Shared, rx: &mut mpsc::Receiver<Bytes>) {
+    rx.close();
+    while rx.try_recv().is_ok() {
+        shared.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -621,7 +662,10 @@ async fn read_loop(
         }
         if framer.take_pong_needed() {
             // RFC 5626 §4.4.1: answer a double-CRLF ping with a single CRLF.
-            let _ = pong_tx.try_send(Bytes::from_static(b"\r\n"));
+            shared.in_flight.fetch_add(1, Ordering::AcqRel);
+            if pong_tx.try_send(Bytes::from_static(b"\r\n")).is_err() {
+                shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            }
         }
     };
     shared.close(peer, id, error).await;

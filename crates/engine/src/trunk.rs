@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use sip::{CallConfig, Credentials, Dest, TimerConfig, Transport, Uri};
+use sip::{
+    CallConfig, Credentials, Dest, KeepAliveConfig, RegistrationConfig, TimerConfig, Transport, Uri,
+};
 
 /// A trunk as written in the configuration file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -162,6 +164,92 @@ impl Trunk {
         Dest::from_uri(&self.uri)
     }
 
+    fn credentials(&self) -> Option<Credentials> {
+        match (&self.cfg.username, &self.cfg.password) {
+            (Some(u), Some(p)) => Some(Credentials {
+                username: u.clone(),
+                password: p.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn host_port(&self) -> String {
+        match self.uri.port {
+            Some(p) if self.uri.host.contains(':') => format!("[{}]:{p}", self.uri.host),
+            Some(p) => format!("{}:{p}", self.uri.host),
+            None if self.uri.host.contains(':') => format!("[{}]", self.uri.host),
+            None => self.uri.host.clone(),
+        }
+    }
+
+    fn contact(&self, local: SocketAddr, user: &str) -> String {
+        let host = match local.ip() {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+        };
+        let t = if self.transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        format!("sip:{user}@{host}:{}{t}", local.port())
+    }
+
+    /// REGISTER settings when the trunk asks for registration.
+    pub fn registration_config(
+        &self,
+        local: SocketAddr,
+        timers: TimerConfig,
+    ) -> Option<RegistrationConfig> {
+        if !self.cfg.register {
+            return None;
+        }
+        let user = self.cfg.username.clone()?;
+        let registrar = Uri::parse(&format!(
+            "sip:{}{}",
+            self.host_port(),
+            if self.transport == Transport::Tcp {
+                ";transport=tcp"
+            } else {
+                ""
+            }
+        ))
+        .ok()?;
+        let mut cfg = RegistrationConfig::new(
+            registrar,
+            format!("sip:{user}@{}", self.host_port()),
+            self.contact(local, &user),
+            local.ip().to_string(),
+            local.port(),
+        );
+        cfg.expires = self.cfg.register_expires;
+        cfg.credentials = self.credentials();
+        cfg.timers = timers;
+        Some(cfg)
+    }
+
+    /// OPTIONS keep-alive settings when enabled.
+    pub fn keepalive_config(
+        &self,
+        local: SocketAddr,
+        timers: TimerConfig,
+    ) -> Option<KeepAliveConfig> {
+        if self.cfg.options_interval_secs == 0 {
+            return None;
+        }
+        let from_user = self.cfg.username.clone().unwrap_or_else(|| "dialer".into());
+        let mut cfg = KeepAliveConfig::new(
+            self.uri.clone(),
+            format!("sip:{from_user}@{}", self.host_port()),
+            local.ip().to_string(),
+            local.port(),
+        );
+        cfg.interval = Duration::from_secs(self.cfg.options_interval_secs);
+        cfg.timers = timers;
+        Some(cfg)
+    }
+
     /// Build the call's SIP configuration. `local` is our SIP address as the trunk sees it.
     pub fn call_config(
         &self,
@@ -169,12 +257,7 @@ impl Trunk {
         local: SocketAddr,
         timers: TimerConfig,
     ) -> CallConfig {
-        let host_port = match self.uri.port {
-            Some(p) if self.uri.host.contains(':') => format!("[{}]:{p}", self.uri.host),
-            Some(p) => format!("{}:{p}", self.uri.host),
-            None if self.uri.host.contains(':') => format!("[{}]", self.uri.host),
-            None => self.uri.host.clone(),
-        };
+        let host_port = self.host_port();
         let transport_param = if self.transport == Transport::Tcp {
             ";transport=tcp"
         } else {
@@ -182,10 +265,6 @@ impl Trunk {
         };
         let request_uri = Uri::parse(&format!("sip:{}@{host_port}{transport_param}", req.number))
             .unwrap_or_else(|_| self.uri.clone());
-        let local_host = match local.ip() {
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            std::net::IpAddr::V4(ip) => ip.to_string(),
-        };
         let from_user = req
             .from
             .clone()
@@ -197,19 +276,13 @@ impl Trunk {
             request_uri,
             from_uri: format!("sip:{from_user}@{host_port}"),
             from_display: self.cfg.caller_name.clone(),
-            contact: format!("sip:dialer@{local_host}:{}{transport_param}", local.port()),
+            contact: self.contact(local, "dialer"),
             via_host: local.ip().to_string(),
             via_port: local.port(),
             transport: self.transport,
             outbound: self.dest(),
             preloaded_route: Vec::new(),
-            credentials: match (&self.cfg.username, &self.cfg.password) {
-                (Some(u), Some(p)) => Some(Credentials {
-                    username: u.clone(),
-                    password: p.clone(),
-                }),
-                _ => None,
-            },
+            credentials: self.credentials(),
             sdp_offer: req.sdp_offer.clone(),
             ring_timeout: req.ring_timeout,
             session_expires: req.session_expires,
@@ -348,5 +421,61 @@ mod tests {
         );
         p.release();
         assert!(p.try_acquire(t0 + Duration::from_secs(10)));
+    }
+}
+
+#[cfg(test)]
+mod config_file_tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct File {
+        trunk: Vec<TrunkConfig>,
+    }
+
+    #[test]
+    fn the_commented_example_config_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/trunks.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let file: File = toml::from_str(&text).unwrap();
+        assert_eq!(file.trunk.len(), 3);
+        let trunks: Vec<Trunk> = file
+            .trunk
+            .into_iter()
+            .map(|t| t.validate().unwrap())
+            .collect();
+        assert_eq!(trunks[1].transport, Transport::Tcp);
+        assert!(trunks[1].cfg.register);
+        let local: SocketAddr = "127.0.0.1:5062".parse().unwrap();
+        let reg = trunks[1]
+            .registration_config(local, TimerConfig::default())
+            .unwrap();
+        assert_eq!(
+            reg.registrar.as_str(),
+            "sip:fs.example.com:5080;transport=tcp"
+        );
+        assert_eq!(reg.aor, "sip:1000@fs.example.com:5080");
+        assert_eq!(reg.contact, "sip:1000@127.0.0.1:5062;transport=tcp");
+        assert_eq!(reg.expires, 600);
+        assert!(
+            trunks[0]
+                .registration_config(local, TimerConfig::default())
+                .is_none()
+        );
+        let ka = trunks[2]
+            .keepalive_config(local, TimerConfig::default())
+            .unwrap();
+        assert_eq!(ka.interval, Duration::from_secs(30));
+        assert!(
+            trunks[0]
+                .keepalive_config(local, TimerConfig::default())
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_name() {
+        let err = toml::from_str::<File>("[[trunk]]\nname='x'\nuri='sip:h'\ncsp=3\n").unwrap_err();
+        assert!(err.to_string().contains("csp"), "{err}");
     }
 }

@@ -203,6 +203,9 @@ pub struct Call {
     phase: Phase,
     cseq: u32,
     invite: Option<ClientTransaction>,
+    /// INVITE transactions replaced by a new INVITE after a 401/407/422: kept until Timer D so
+    /// that a retransmission of their final response is ACKed again (RFC 3261 §17.1.1.2).
+    old_invites: Vec<ClientTransaction>,
     invite_seq: u32,
     invite_sent_at: Instant,
     /// Authorization/Proxy-Authorization lines of the current INVITE (copied onto its ACK).
@@ -255,6 +258,7 @@ impl Call {
             phase: Phase::Inviting,
             cseq: 0,
             invite: None,
+            old_invites: Vec::new(),
             invite_seq: 0,
             invite_sent_at: now,
             invite_auth: Vec::new(),
@@ -316,6 +320,7 @@ impl Call {
             && self.pending.is_empty()
             && self.server.is_empty()
             && self.invite.as_ref().is_none_or(|t| t.is_terminated())
+            && self.old_invites.is_empty()
     }
 
     pub fn poll_output(&mut self) -> Option<Output> {
@@ -331,6 +336,9 @@ impl Call {
             }
         };
         consider(self.invite.as_ref().and_then(|tx| tx.poll_timeout()));
+        for tx in &self.old_invites {
+            consider(tx.poll_timeout());
+        }
         for p in &self.pending {
             consider(p.tx.poll_timeout());
         }
@@ -408,6 +416,15 @@ impl Call {
                     self.on_invite_final_error(now, resp);
                 }
                 ResponseAction::PassUp => self.on_invite_response(now, resp),
+            }
+            return;
+        }
+        if cseq.method == Method::Invite
+            && let Some(tx) = self.old_invites.iter_mut().find(|t| t.branch() == branch)
+        {
+            // The final response of a replaced INVITE again: our ACK was lost, repeat it.
+            if let ResponseAction::Ack(ack) = tx.handle_response(now, resp) {
+                self.transmit_out(ack.to_bytes());
             }
             return;
         }
@@ -563,6 +580,9 @@ impl Call {
         if let Some(tx) = self.invite.as_mut()
             && tx.poll_timeout().is_some_and(|t| t <= now)
         {
+            // Read before the timer fires: a fired Timer B leaves the transaction Terminated,
+            // which counts as "heard back".
+            let heard = tx.heard_back();
             match tx.handle_timeout(now) {
                 Some(TimerAction::Retransmit) => {
                     let data = tx.bytes().to_vec();
@@ -570,7 +590,7 @@ impl Call {
                 }
                 Some(TimerAction::Timeout) => {
                     if self.phase == Phase::Inviting {
-                        let (outcome, status) = if self.cancel_requested && tx.heard_back() {
+                        let (outcome, status) = if self.cancel_requested && heard {
                             (Outcome::NoAnswer, None)
                         } else {
                             (Outcome::Failed, None)
@@ -581,6 +601,12 @@ impl Call {
                 Some(TimerAction::Terminated) | None => {}
             }
         }
+        for tx in &mut self.old_invites {
+            if tx.poll_timeout().is_some_and(|t| t <= now) {
+                tx.handle_timeout(now); // only Timer D runs in Completed
+            }
+        }
+        self.old_invites.retain(|t| !t.is_terminated());
         let mut i = 0;
         while i < self.pending.len() {
             if self.pending[i].tx.poll_timeout().is_some_and(|t| t <= now) {
@@ -716,7 +742,11 @@ impl Call {
         let tx =
             ClientTransaction::new(req, self.cfg.transport.is_reliable(), self.cfg.timers, now);
         let data = tx.bytes().to_vec();
-        self.invite = Some(tx);
+        if let Some(old) = self.invite.replace(tx)
+            && !old.is_terminated()
+        {
+            self.old_invites.push(old);
+        }
         self.transmit_out(data);
     }
 
@@ -802,19 +832,14 @@ impl Call {
                 self.send_invite(now);
                 return;
             }
-        } else if status == 422 && self.session_rounds < 2 {
-            if let Some(min) = resp
-                .headers
-                .get(&HeaderName::MinSe)
-                .and_then(|v| v.split(';').next())
-                .and_then(|v| v.trim().parse::<u32>().ok())
-            {
-                self.session_rounds += 1;
-                self.min_se = self.min_se.max(min);
-                self.session_expires = Some(self.session_expires.unwrap_or(min).max(min));
-                self.send_invite(now);
-                return;
-            }
+        } else if status == 422
+            && self.session_rounds < 2
+            && let Some(min) = min_se_of(resp)
+        {
+            self.session_rounds += 1;
+            self.raise_session_interval(min);
+            self.send_invite(now);
+            return;
         }
         let (outcome, failover) = classify(status, self.cancel_requested);
         let reason = reason_text(resp);
@@ -1056,14 +1081,11 @@ impl Call {
                     }
                     self.start_session_timer(now, resp, true);
                 } else if status == 422 {
-                    if let Some(min) = resp
-                        .headers
-                        .get(&HeaderName::MinSe)
-                        .and_then(|v| v.split(';').next())
-                        .and_then(|v| v.trim().parse::<u32>().ok())
+                    if let Some(min) = min_se_of(resp)
+                        && self.session_rounds < 2
                     {
-                        self.min_se = self.min_se.max(min);
-                        self.session_expires = Some(self.session_expires.unwrap_or(min).max(min));
+                        self.session_rounds += 1;
+                        self.raise_session_interval(min);
                         self.send_refresh(now);
                     }
                 } else if status == 481 || status == 408 {
@@ -1139,8 +1161,8 @@ impl Call {
                 self.arm_session_timer(now, interval, who);
             }
         }
-        if req.method == Method::Invite || offer {
-            if !self.local_sdp.is_empty() {
+        if (req.method == Method::Invite || offer) && !self.local_sdp.is_empty() {
+            {
                 resp.headers
                     .push(HeaderName::ContentType, "application/sdp");
                 resp.body = self.local_sdp.clone();
@@ -1167,6 +1189,12 @@ impl Call {
             _ => Refresher::Us,
         };
         self.arm_session_timer(now, interval, who);
+    }
+
+    /// RFC 4028 §7.4: after a 422, ask for at least the peer's Min-SE.
+    fn raise_session_interval(&mut self, min: u32) {
+        self.min_se = self.min_se.max(min);
+        self.session_expires = Some(self.session_expires.unwrap_or(min).max(min));
     }
 
     fn arm_session_timer(&mut self, now: Instant, interval: u32, who: Refresher) {
@@ -1383,6 +1411,14 @@ impl Call {
     }
 }
 
+/// The Min-SE value of a 422 response.
+fn min_se_of(resp: &Response) -> Option<u32> {
+    resp.headers
+        .get(&HeaderName::MinSe)
+        .and_then(|v| v.split(';').next())
+        .and_then(|v| v.trim().parse::<u32>().ok())
+}
+
 /// Reason header text (`cause=…;text="…"`) when present, else the reason phrase.
 fn reason_text(resp: &Response) -> String {
     if let Some(r) = resp.headers.get(&HeaderName::Reason)
@@ -1462,4 +1498,110 @@ fn parse_sipfrag_status(body: &[u8]) -> Option<u16> {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use super::*;
+
+    fn config() -> CallConfig {
+        CallConfig {
+            request_uri: Uri::parse("sip:100@127.0.0.1:5070").unwrap(),
+            from_uri: "sip:1000@127.0.0.1".into(),
+            from_display: None,
+            to_uri: "sip:100@127.0.0.1".into(),
+            contact: "sip:1000@127.0.0.1:5062".into(),
+            via_host: "127.0.0.1".into(),
+            via_port: 5062,
+            transport: Transport::Udp,
+            outbound: Dest::Addr(([127, 0, 0, 1], 5070).into()),
+            preloaded_route: Vec::new(),
+            credentials: None,
+            sdp_offer: Vec::new(),
+            ring_timeout: Duration::from_secs(20),
+            session_expires: None,
+            min_se: 90,
+            p_asserted_identity: None,
+            user_agent: None,
+            extra_headers: Vec::new(),
+            timers: TimerConfig::default(),
+        }
+    }
+
+    /// Fire every timer until the call ends; returns its report.
+    fn run_timers(call: &mut Call) -> CallReport {
+        while let Some(at) = call.poll_timeout() {
+            call.handle_timeout(at);
+            while let Some(o) = call.poll_output() {
+                if let Output::Event(CallEvent::Ended(r)) = o {
+                    return r;
+                }
+            }
+        }
+        panic!("the call never ended");
+    }
+
+    #[test]
+    fn invite_timeout_after_the_ring_timeout_is_a_failure_not_no_answer() {
+        // Nothing ever answers: the ring timeout (20 s) fires before Timer B (32 s), so a CANCEL
+        // is wanted but cannot be sent. The trunk never responded: that is a failed attempt
+        // (failover allowed), not a callee that did not pick up.
+        let t0 = Instant::now();
+        let mut call = Call::new(t0, config(), 1);
+        let r = run_timers(&mut call);
+        assert_eq!(r.outcome, Outcome::Failed);
+        assert_eq!(r.sip_status, None);
+        assert_eq!(r.reason.as_deref(), Some("timeout"));
+        assert!(r.failover);
+    }
+
+    /// Requests the call queued, parsed.
+    fn sent_requests(call: &mut Call) -> Vec<Request> {
+        let mut out = Vec::new();
+        while let Some(o) = call.poll_output() {
+            if let Output::Transmit(t) = o
+                && let Ok(crate::message::Message::Request(r)) =
+                    crate::message::Message::parse(&t.data)
+            {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn retransmitted_challenge_of_a_replaced_invite_is_acked_again() {
+        let t0 = Instant::now();
+        let mut cfg = config();
+        cfg.credentials = Some(Credentials {
+            username: "alice".into(),
+            password: "secret".into(),
+        });
+        let mut call = Call::new(t0, cfg, 1);
+        let invite = sent_requests(&mut call).remove(0);
+        let mut challenge = invite.make_response(401, "Unauthorized", Some("uas"));
+        challenge.headers.push(
+            HeaderName::WwwAuthenticate,
+            "Digest realm=\"sim\", nonce=\"n1\", qop=\"auth\"",
+        );
+        call.handle_response(t0, &challenge);
+        let methods: Vec<Method> = sent_requests(&mut call)
+            .into_iter()
+            .map(|r| r.method)
+            .collect();
+        assert_eq!(methods, vec![Method::Ack, Method::Invite]);
+        // That ACK was lost: the UAS retransmits the 401 of the first INVITE.
+        call.handle_response(t0 + Duration::from_millis(500), &challenge);
+        let again = sent_requests(&mut call);
+        assert_eq!(again.len(), 1, "exactly one ACK, no third INVITE");
+        assert_eq!(again[0].method, Method::Ack);
+        assert_eq!(
+            again[0]
+                .headers
+                .top_via()
+                .and_then(|v| v.branch().map(str::to_owned)),
+            invite
+                .headers
+                .top_via()
+                .and_then(|v| v.branch().map(str::to_owned)),
+            "the ACK of a non-2xx shares the INVITE's branch"
+        );
+    }
+}

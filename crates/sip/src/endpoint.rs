@@ -6,6 +6,10 @@
 //! INVITEs), and keeps one timer heap for all calls, so the driver needs no task or timer per
 //! call.
 //!
+//! It also hosts the registration and keep-alive agents of [`crate::register`]: responses whose
+//! Call-ID is an agent's go to that agent, agent timers sit in the same heap (under keys with
+//! the top bit set) and agent events come out as [`EndpointOutput::Agent`].
+//!
 //! Run loop: `handle_datagram` / `handle_timeout` / `place_call` / `hangup`, then drain
 //! `poll_output`, then sleep until `poll_timeout`.
 
@@ -19,11 +23,19 @@ use crate::dialog::{Dest, Transport};
 use crate::message::{
     HeaderName, Limits, Message, Method, ParseError, Request, reason_phrase, salvage_request,
 };
+use crate::register::{
+    Agent, AgentEvent, AgentHandle, AgentOutput, KeepAlive, KeepAliveConfig, Registration,
+    RegistrationConfig,
+};
 use crate::rng::IdGen;
 
 /// Identifies a call inside one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallHandle(pub u64);
+
+/// Agents share the timer heap with calls: an agent's entries are keyed by its handle with this
+/// bit set (call handles count up from 1 and never reach it).
+const AGENT_TIMER_KEY: u64 = 1 << 63;
 
 /// Endpoint settings.
 #[derive(Debug, Clone)]
@@ -61,7 +73,15 @@ pub struct EndpointStats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndpointOutput {
     Transmit(Transmit),
-    Event { call: CallHandle, event: CallEvent },
+    Event {
+        call: CallHandle,
+        event: CallEvent,
+    },
+    /// A registration or keep-alive agent changed state.
+    Agent {
+        agent: AgentHandle,
+        event: AgentEvent,
+    },
 }
 
 /// Many outbound calls multiplexed on one transport.
@@ -76,6 +96,9 @@ pub struct Endpoint {
     armed: HashMap<CallHandle, Instant>,
     out: VecDeque<EndpointOutput>,
     stats: EndpointStats,
+    agents: HashMap<AgentHandle, Agent>,
+    agents_by_call_id: HashMap<String, AgentHandle>,
+    next_agent: u64,
 }
 
 impl Endpoint {
@@ -90,6 +113,9 @@ impl Endpoint {
             armed: HashMap::new(),
             out: VecDeque::new(),
             stats: EndpointStats::default(),
+            agents: HashMap::new(),
+            agents_by_call_id: HashMap::new(),
+            next_agent: 1,
         }
     }
 
@@ -165,6 +191,18 @@ impl Endpoint {
         };
         match msg {
             Message::Response(resp) => {
+                let agent = resp
+                    .headers
+                    .call_id()
+                    .and_then(|id| self.agents_by_call_id.get(id))
+                    .copied();
+                if let Some(a) = agent {
+                    if let Some(agent) = self.agents.get_mut(&a) {
+                        agent.handle_response(now, &resp);
+                    }
+                    self.after_agent(a);
+                    return;
+                }
                 let h = resp
                     .headers
                     .call_id()
@@ -212,6 +250,18 @@ impl Endpoint {
             }
             self.after(h);
         }
+        let agents: Vec<AgentHandle> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.outbound() == dest)
+            .map(|(h, _)| *h)
+            .collect();
+        for a in agents {
+            if let Some(agent) = self.agents.get_mut(&a) {
+                agent.handle_transport_error(now);
+            }
+            self.after_agent(a);
+        }
     }
 
     /// Run every timer due at `now`.
@@ -225,6 +275,14 @@ impl Endpoint {
                 continue; // superseded
             }
             self.armed.remove(&h);
+            if h.0 & AGENT_TIMER_KEY != 0 {
+                let a = AgentHandle(h.0 & !AGENT_TIMER_KEY);
+                if let Some(agent) = self.agents.get_mut(&a) {
+                    agent.handle_timeout(now);
+                }
+                self.after_agent(a);
+                continue;
+            }
             if let Some(call) = self.calls.get_mut(&h) {
                 call.handle_timeout(now);
             }
@@ -272,6 +330,74 @@ impl Endpoint {
             }
             None => {
                 self.armed.remove(&h);
+            }
+        }
+    }
+
+    /// Start registering; the first REGISTER is queued at once. The agent's seed is drawn from
+    /// the endpoint's generator (replacing `cfg.seed`) so that no two agents share a Call-ID.
+    pub fn add_registration(&mut self, now: Instant, mut cfg: RegistrationConfig) -> AgentHandle {
+        cfg.seed = self.ids.next_u64();
+        self.add_agent(Agent::Registration(Registration::new(now, cfg)))
+    }
+
+    /// Start pinging a trunk with OPTIONS; the first ping is queued at once. Seeded like
+    /// [`Self::add_registration`].
+    pub fn add_keepalive(&mut self, now: Instant, mut cfg: KeepAliveConfig) -> AgentHandle {
+        cfg.seed = self.ids.next_u64();
+        self.add_agent(Agent::KeepAlive(KeepAlive::new(now, cfg)))
+    }
+
+    pub fn agent(&self, a: AgentHandle) -> Option<&Agent> {
+        self.agents.get(&a)
+    }
+
+    /// Remove a registration's binding (REGISTER with `Expires: 0`); no-op for other agents.
+    pub fn unregister(&mut self, now: Instant, a: AgentHandle) {
+        if let Some(Agent::Registration(r)) = self.agents.get_mut(&a) {
+            r.unregister(now);
+            self.after_agent(a);
+        }
+    }
+
+    /// Forget an agent at once (no unregister is sent); its responses become strays.
+    pub fn remove_agent(&mut self, a: AgentHandle) -> Option<Agent> {
+        let agent = self.agents.remove(&a)?;
+        self.agents_by_call_id.remove(agent.call_id());
+        self.armed.remove(&CallHandle(AGENT_TIMER_KEY | a.0));
+        Some(agent)
+    }
+
+    fn add_agent(&mut self, agent: Agent) -> AgentHandle {
+        let a = AgentHandle(self.next_agent);
+        self.next_agent += 1;
+        self.agents_by_call_id.insert(agent.call_id().to_owned(), a);
+        self.agents.insert(a, agent);
+        self.after_agent(a);
+        a
+    }
+
+    /// Drain an agent's output and re-arm its timer.
+    fn after_agent(&mut self, a: AgentHandle) {
+        let Some(agent) = self.agents.get_mut(&a) else {
+            return;
+        };
+        while let Some(o) = agent.poll_output() {
+            self.out.push_back(match o {
+                AgentOutput::Transmit(t) => EndpointOutput::Transmit(t),
+                AgentOutput::Event(event) => EndpointOutput::Agent { agent: a, event },
+            });
+        }
+        let key = CallHandle(AGENT_TIMER_KEY | a.0);
+        match agent.poll_timeout() {
+            Some(at) => {
+                if self.armed.get(&key) != Some(&at) {
+                    self.armed.insert(key, at);
+                    self.heap.push(Reverse((at, key)));
+                }
+            }
+            None => {
+                self.armed.remove(&key);
             }
         }
     }

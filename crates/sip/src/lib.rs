@@ -29,6 +29,7 @@ pub mod endpoint;
 pub mod framing;
 pub mod message;
 pub mod outcome;
+pub mod register;
 pub mod rng;
 pub mod sdp;
 pub mod transaction;
@@ -42,6 +43,10 @@ pub use message::{
     Response, Via,
 };
 pub use outcome::{HangupBy, Outcome};
+pub use register::{
+    Agent, AgentEvent, AgentHandle, AgentOutput, Backoff, KeepAlive, KeepAliveConfig, Registration,
+    RegistrationConfig, RegistrationState, TrunkState,
+};
 pub use rng::IdGen;
 pub use transaction::TimerConfig;
 pub use uri::{Uri, UriError};

@@ -426,7 +426,7 @@ mod tests {
         ));
         assert_eq!(
             fire_all(&mut tx, t0 + Duration::from_secs(3600)),
-            vec![(Duration::from_secs(3632), TimerAction::Terminated)]
+            vec![(Duration::from_secs(32), TimerAction::Terminated)]
         );
     }
 

@@ -1,21 +1,74 @@
 //! Typed views of the header values the user agent acts on: Via, CSeq, name-addr (From, To,
 //! Contact, Route, Record-Route) and generic `;name=value` parameters.
+//!
+//! Each grammar is implemented once, as a borrowing scanner (`*_ref` functions) that validates
+//! without allocating; the parser uses those directly, and the owned types ([`Via`],
+//! [`NameAddr`], [`Params`], [`CSeq`]) are built from the same scanners.
 
 use std::fmt;
 
 use super::Method;
 
+/// RFC 3261 `token` characters, as a lookup table.
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        c += 1;
+    }
+    t
+};
+
 /// RFC 3261 `token` characters.
+#[inline]
 pub(crate) fn is_token_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(
-            c,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[usize::from(c)]
 }
 
+#[inline]
 pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token_char)
+}
+
+/// Trim SP / HTAB, the only whitespace the SIP grammar knows once lines are unfolded.
+#[inline]
+pub(crate) fn trim_wsp(s: &str) -> &str {
+    trim_wsp_end(trim_wsp_start(s))
+}
+
+#[inline]
+pub(crate) fn trim_wsp_start(s: &str) -> &str {
+    let n = s.bytes().take_while(|c| matches!(c, b' ' | b'\t')).count();
+    s.get(n..).unwrap_or_default()
+}
+
+/// Byte position of an ASCII byte; header values are short, so a plain scan beats `memchr`.
+#[inline]
+pub(crate) fn find_b(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+/// Split at the first occurrence of an ASCII byte.
+#[inline]
+pub(crate) fn split_b(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = find_b(s, b)?;
+    Some((s.get(..i)?, s.get(i + 1..)?))
+}
+
+#[inline]
+pub(crate) fn trim_wsp_end(s: &str) -> &str {
+    let n = s
+        .bytes()
+        .rev()
+        .take_while(|c| matches!(c, b' ' | b'\t'))
+        .count();
+    s.get(..s.len() - n).unwrap_or_default()
 }
 
 /// Split a header value on the commas that separate list elements, ignoring commas inside
@@ -56,6 +109,84 @@ pub fn split_list(value: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Length of the quoted string at the start of `s` (which must start with `"`), closing quote
+/// included. `None` if it is not terminated.
+fn quoted_len(s: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Validate one `name[=value]` parameter (SWS allowed around `=`); returns name and value.
+fn param_ref(part: &str) -> Option<(&str, Option<&str>)> {
+    let part = trim_wsp(part);
+    let (name, value) = match split_b(part, b'=') {
+        Some((n, v)) => (trim_wsp(n), Some(trim_wsp(v))),
+        None => (part, None),
+    };
+    if !is_token(name) {
+        return None;
+    }
+    if let Some(v) = value {
+        let ok = if v.starts_with('"') {
+            quoted_len(v.as_bytes()) == Some(v.len())
+        } else {
+            !v.is_empty()
+                && v.bytes()
+                    .all(|c| is_token_char(c) || matches!(c, b':' | b'[' | b']'))
+        };
+        if !ok {
+            return None;
+        }
+    }
+    Some((name, value))
+}
+
+/// Walk `;name[=value]` parameters (leading `;` optional, SWS around `;` and `=`), calling `f`
+/// for each. `false` on bad syntax (empty parameter, non-token name, bad value, open quote).
+pub(crate) fn params_ref<'a>(s: &'a str, mut f: impl FnMut(&'a str, Option<&'a str>)) -> bool {
+    let s = trim_wsp(s);
+    if s.is_empty() {
+        return true;
+    }
+    let s = s.strip_prefix(';').unwrap_or(s);
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    let mut in_q = false;
+    loop {
+        if i >= bytes.len() {
+            if in_q {
+                return false;
+            }
+            let Some((n, v)) = s.get(start..).and_then(param_ref) else {
+                return false;
+            };
+            f(n, v);
+            return true;
+        }
+        match bytes[i] {
+            b'\\' if in_q => i += 1,
+            b'"' => in_q = !in_q,
+            b';' if !in_q => {
+                let Some((n, v)) = s.get(start..i).and_then(param_ref) else {
+                    return false;
+                };
+                f(n, v);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
 /// `;name[=value]` parameters, in order. Names compare case-insensitively.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params(pub Vec<(String, Option<String>)>);
@@ -64,42 +195,7 @@ impl Params {
     /// Parse `;a=b;c;d="x y"`. Leading `;` optional. `None` on bad syntax.
     pub fn parse(s: &str) -> Option<Params> {
         let mut out = Vec::new();
-        let s = s.trim();
-        if s.is_empty() {
-            return Some(Params(out));
-        }
-        let s = s.strip_prefix(';').unwrap_or(s);
-        for part in split_params(s)? {
-            let part = part.trim();
-            let (name, value) = match part.split_once('=') {
-                Some((n, v)) => (n.trim(), Some(v.trim())),
-                None => (part, None),
-            };
-            if !is_token(name) {
-                return None;
-            }
-            let value = match value {
-                Some(v) if v.starts_with('"') => {
-                    if v.len() < 2 || !v.ends_with('"') {
-                        return None;
-                    }
-                    Some(v.to_owned())
-                }
-                Some(v) => {
-                    if v.is_empty()
-                        || !v
-                            .bytes()
-                            .all(|c| is_token_char(c) || matches!(c, b':' | b'[' | b']'))
-                    {
-                        return None;
-                    }
-                    Some(v.to_owned())
-                }
-                None => None,
-            };
-            out.push((name.to_owned(), value));
-        }
-        Some(Params(out))
+        params_ref(s, |n, v| out.push((n.to_owned(), v.map(str::to_owned)))).then_some(Params(out))
     }
 
     /// The value of a parameter (`Some("")` for a flag parameter without value).
@@ -141,30 +237,87 @@ impl fmt::Display for Params {
     }
 }
 
-/// Split on `;` outside quoted strings. `None` if a quote is unterminated.
-fn split_params(s: &str) -> Option<Vec<&str>> {
-    let mut out = Vec::new();
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    let mut in_q = false;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if in_q => i += 1,
-            b'"' => in_q = !in_q,
-            b';' if !in_q => {
-                out.push(s.get(start..i)?);
-                start = i + 1;
-            }
-            _ => {}
+/// The display name of a name-addr, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DisplayRef<'a> {
+    /// Between the quotes, escapes not yet resolved.
+    Quoted(&'a str),
+    /// One or more tokens separated by LWS.
+    Tokens(&'a str),
+}
+
+/// A validated name-addr / addr-spec, borrowing the header value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NameAddrRef<'a> {
+    pub display: Option<DisplayRef<'a>>,
+    pub uri: &'a str,
+    /// The header parameters, validated (empty or starting with `;`).
+    pub params: &'a str,
+}
+
+/// Parse one name-addr or addr-spec (not a list) without allocating. `None` on the syntax
+/// errors RFC 4475 calls out: unterminated quoted display names, non-token display names, LWS
+/// inside `<...>` or inside an addr-spec, an addr-spec carrying `?headers` or `,`, anything but
+/// parameters after `>`.
+pub(crate) fn name_addr_ref(s: &str) -> Option<NameAddrRef<'_>> {
+    let s = trim_wsp(s);
+    if s == "*" {
+        return Some(NameAddrRef {
+            display: None,
+            uri: "*",
+            params: "",
+        });
+    }
+    let (display, rest) = if s.starts_with('"') {
+        let end = quoted_len(s.as_bytes())?;
+        let rest = trim_wsp_start(s.get(end..)?);
+        if !rest.starts_with('<') {
+            return None;
         }
-        i += 1;
+        (Some(DisplayRef::Quoted(s.get(1..end - 1)?)), rest)
+    } else if let Some(lt) = find_b(s, b'<') {
+        let name = trim_wsp(s.get(..lt)?);
+        let display = if name.is_empty() {
+            None
+        } else {
+            if !name.split([' ', '\t']).all(|t| t.is_empty() || is_token(t)) {
+                return None;
+            }
+            Some(DisplayRef::Tokens(name))
+        };
+        (display, s.get(lt..)?)
+    } else {
+        (None, s)
+    };
+    if let Some(inner) = rest.strip_prefix('<') {
+        let gt = find_b(inner, b'>')?;
+        let uri = inner.get(..gt)?;
+        let params = trim_wsp(inner.get(gt + 1..)?);
+        if !valid_uri_text(uri) || !(params.is_empty() || params.starts_with(';')) {
+            return None;
+        }
+        if !params_ref(params, |_, _| {}) {
+            return None;
+        }
+        Some(NameAddrRef {
+            display,
+            uri,
+            params,
+        })
+    } else {
+        let (uri, params) = match find_b(rest, b';') {
+            Some(i) => (trim_wsp_end(rest.get(..i)?), rest.get(i..)?),
+            None => (rest, ""),
+        };
+        if !valid_uri_text(uri) || uri.contains(['?', ',']) || !params_ref(params, |_, _| {}) {
+            return None;
+        }
+        Some(NameAddrRef {
+            display,
+            uri,
+            params,
+        })
     }
-    if in_q {
-        return None;
-    }
-    out.push(s.get(start..)?);
-    Some(out)
 }
 
 /// `name-addr` or `addr-spec` with header parameters: From, To, Contact, Route, Record-Route,
@@ -189,77 +342,19 @@ impl NameAddr {
     }
 
     /// Parse one element (not a list). `None` on syntax errors RFC 4475 calls out: unterminated
-    /// quoted display names, non-token display names, whitespace inside an addr-spec, an addr-spec
-    /// carrying `?headers` or `,` outside `<>`.
+    /// quoted display names, non-token display names, whitespace inside `<>` or an addr-spec, an
+    /// addr-spec carrying `?headers` or `,` outside `<>`.
     pub fn parse(s: &str) -> Option<NameAddr> {
-        let s = s.trim();
-        if s == "*" {
-            return Some(NameAddr::new("*"));
-        }
-        let (display, rest) = if let Some(after) = s.strip_prefix('"') {
-            let bytes = after.as_bytes();
-            let mut i = 0;
-            let mut name = String::new();
-            loop {
-                match bytes.get(i) {
-                    None => return None,
-                    Some(b'\\') => {
-                        let next = after.get(i + 1..)?.chars().next()?;
-                        name.push(next);
-                        i += 1 + next.len_utf8();
-                    }
-                    Some(b'"') => break,
-                    Some(_) => {
-                        let ch = after.get(i..)?.chars().next()?;
-                        name.push(ch);
-                        i += ch.len_utf8();
-                    }
-                }
-            }
-            let rest = after.get(i + 1..)?.trim_start();
-            if !rest.starts_with('<') {
-                return None;
-            }
-            (Some(name), rest)
-        } else if let Some(lt) = s.find('<') {
-            let name = s.get(..lt)?.trim();
-            if name.is_empty() {
-                (None, s.get(lt..)?)
-            } else {
-                if !name.split_ascii_whitespace().all(is_token) {
-                    return None;
-                }
-                (Some(name.to_owned()), s.get(lt..)?)
-            }
-        } else {
-            (None, s)
-        };
-        if let Some(inner) = rest.strip_prefix('<') {
-            let gt = inner.find('>')?;
-            let uri = inner.get(..gt)?.trim();
-            if !valid_uri_text(uri) {
-                return None;
-            }
-            let params = Params::parse(inner.get(gt + 1..)?)?;
-            Some(NameAddr {
-                display,
-                uri: uri.to_owned(),
-                params,
-            })
-        } else {
-            let (uri, params) = match rest.find(';') {
-                Some(i) => (rest.get(..i)?, rest.get(i..)?),
-                None => (rest, ""),
-            };
-            if !valid_uri_text(uri) || uri.contains(['?', ',']) {
-                return None;
-            }
-            Some(NameAddr {
-                display,
-                uri: uri.to_owned(),
-                params: Params::parse(params)?,
-            })
-        }
+        let r = name_addr_ref(s)?;
+        let display = r.display.map(|d| match d {
+            DisplayRef::Quoted(q) => unescape_quoted(q),
+            DisplayRef::Tokens(t) => t.to_owned(),
+        });
+        Some(NameAddr {
+            display,
+            uri: r.uri.to_owned(),
+            params: Params::parse(r.params)?,
+        })
     }
 
     pub fn tag(&self) -> Option<&str> {
@@ -267,20 +362,36 @@ impl NameAddr {
     }
 }
 
-fn valid_uri_text(uri: &str) -> bool {
-    match uri.split_once(':') {
-        Some((scheme, rest)) => {
-            !scheme.is_empty()
-                && scheme
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.')
-                && !rest.is_empty()
-                && !uri
-                    .bytes()
-                    .any(|c| c.is_ascii_whitespace() || c == b'<' || c == b'>' || c == b'"')
+/// Resolve `\x` quoted-pairs.
+fn unescape_quoted(q: &str) -> String {
+    let mut out = String::with_capacity(q.len());
+    let mut escaped = false;
+    for c in q.chars() {
+        if c == '\\' && !escaped {
+            escaped = true;
+        } else {
+            out.push(c);
+            escaped = false;
         }
-        None => false,
     }
+    out
+}
+
+/// `scheme:rest` with no LWS, controls, `<`, `>` or `"` (one pass).
+fn valid_uri_text(uri: &str) -> bool {
+    let b = uri.as_bytes();
+    let Some(colon) = b.iter().position(|&c| c == b':') else {
+        return false;
+    };
+    colon > 0
+        && colon + 1 < b.len()
+        && b[0].is_ascii_alphabetic()
+        && b[..colon]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'))
+        && b[colon + 1..]
+            .iter()
+            .all(|&c| c > b' ' && c != 0x7f && !matches!(c, b'<' | b'>' | b'"'))
 }
 
 impl fmt::Display for NameAddr {
@@ -299,6 +410,47 @@ impl fmt::Display for NameAddr {
     }
 }
 
+/// A validated Via element, borrowing the header value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ViaRef<'a> {
+    pub transport: &'a str,
+    pub host: &'a str,
+    pub port: Option<u16>,
+    /// Validated parameters (empty or starting with `;`).
+    pub params: &'a str,
+}
+
+/// Parse one `SIP/2.0/transport sent-by *(;via-params)` element (LWS allowed around `/` and
+/// `:`) without allocating.
+pub(crate) fn via_ref(s: &str) -> Option<ViaRef<'_>> {
+    let (proto, s) = split_b(s, b'/')?;
+    let (version, rest) = split_b(s, b'/')?;
+    let (proto, version, rest) = (trim_wsp(proto), trim_wsp(version), trim_wsp_start(rest));
+    if !proto.eq_ignore_ascii_case("SIP") || version != "2.0" {
+        return None;
+    }
+    let ws = rest.bytes().position(|c| c == b' ' || c == b'\t')?;
+    let transport = rest.get(..ws)?;
+    if !is_token(transport) {
+        return None;
+    }
+    let rest = trim_wsp_start(rest.get(ws..)?);
+    let (sent_by, params) = match find_b(rest, b';') {
+        Some(i) => (rest.get(..i)?, rest.get(i..)?),
+        None => (rest, ""),
+    };
+    let (host, port) = split_host_port(sent_by)?;
+    if !params_ref(params, |_, _| {}) {
+        return None;
+    }
+    Some(ViaRef {
+        transport,
+        host,
+        port,
+        params,
+    })
+}
+
 /// One Via element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
@@ -312,29 +464,12 @@ pub struct Via {
 impl Via {
     /// Parse `SIP/2.0/UDP host[:port];params` (LWS allowed around `/` and `:`).
     pub fn parse(s: &str) -> Option<Via> {
-        let mut parts = s.splitn(3, '/');
-        let proto = parts.next()?.trim();
-        let version = parts.next()?.trim();
-        let rest = parts.next()?.trim_start();
-        if !proto.eq_ignore_ascii_case("SIP") || version != "2.0" {
-            return None;
-        }
-        let ws = rest.find(|c: char| c.is_ascii_whitespace())?;
-        let transport = rest.get(..ws)?;
-        if !is_token(transport) {
-            return None;
-        }
-        let rest = rest.get(ws..)?.trim_start();
-        let (sent_by, params) = match rest.find(';') {
-            Some(i) => (rest.get(..i)?.trim(), rest.get(i..)?),
-            None => (rest.trim(), ""),
-        };
-        let (host, port) = split_host_port(sent_by)?;
+        let r = via_ref(s)?;
         Some(Via {
-            transport: transport.to_ascii_uppercase(),
-            host: host.to_owned(),
-            port,
-            params: Params::parse(params)?,
+            transport: r.transport.to_ascii_uppercase(),
+            host: r.host.to_owned(),
+            port: r.port,
+            params: Params::parse(r.params)?,
         })
     }
 
@@ -360,7 +495,7 @@ pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
         return None;
     }
     let (host, port) = if s.starts_with('[') {
-        let end = s.find(']')?;
+        let end = find_b(s, b']')?;
         let host = s.get(..=end)?;
         let rest = s.get(end + 1..)?.trim();
         let port = match rest.strip_prefix(':') {
@@ -370,7 +505,7 @@ pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
         };
         (host, port)
     } else {
-        match s.split_once(':') {
+        match split_b(s, b':') {
             Some((h, p)) => (h.trim(), Some(p.trim())),
             None => (s, None),
         }
@@ -383,10 +518,29 @@ pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
         return None;
     }
     let port = match port {
-        Some(p) => Some(p.parse::<u16>().ok()?),
+        Some(p) if !p.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) => {
+            Some(p.parse::<u16>().ok()?)
+        }
+        Some(_) => return None,
         None => None,
     };
     Some((host, port))
+}
+
+/// Parse `seq method` without allocating: `seq` must fit in 31 bits (RFC 3261 §8.1.1.5) and
+/// the method must be a token.
+pub(crate) fn cseq_ref(s: &str) -> Option<(u32, &str)> {
+    let mut it = s.split_ascii_whitespace();
+    let seq = it.next()?;
+    let method = it.next()?;
+    if it.next().is_some() || !seq.bytes().all(|c| c.is_ascii_digit()) || !is_token(method) {
+        return None;
+    }
+    let seq: u32 = seq.parse().ok()?;
+    if seq > 0x7FFF_FFFF {
+        return None;
+    }
+    Some((seq, method))
 }
 
 /// The CSeq header.
@@ -399,16 +553,7 @@ pub struct CSeq {
 impl CSeq {
     /// `seq` must fit in 31 bits (RFC 3261 §8.1.1.5).
     pub fn parse(s: &str) -> Option<CSeq> {
-        let mut it = s.split_ascii_whitespace();
-        let seq = it.next()?;
-        let method = it.next()?;
-        if it.next().is_some() || !seq.bytes().all(|c| c.is_ascii_digit()) || !is_token(method) {
-            return None;
-        }
-        let seq: u32 = seq.parse().ok()?;
-        if seq > 0x7FFF_FFFF {
-            return None;
-        }
+        let (seq, method) = cseq_ref(s)?;
         Some(CSeq {
             seq,
             method: Method::from_token(method),
