@@ -11,6 +11,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+
+mod probe;
 use clap::{Parser, Subcommand};
 use engine::driver::{DriverConfig, DriverEvent, SipDriver, local_ip_for};
 use engine::transport::TransportConfig;
@@ -31,6 +33,31 @@ struct Cli {
 enum Command {
     /// Place one call through a SIP trunk and print the result as one JSON object.
     Call(CallArgs),
+    /// Check a trunk: OPTIONS ping, and with --register a REGISTER (then un-REGISTER);
+    /// prints one JSON object. Exit 0 when the trunk answered (and registered, if asked).
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ProbeArgs {
+    /// The trunk as a SIP URI, e.g. sip:pbx.example.com:5060 (;transport=tcp for TCP).
+    #[arg(long)]
+    trunk: String,
+    /// Digest username (also the REGISTER address-of-record user).
+    #[arg(long)]
+    user: Option<String>,
+    /// Digest password.
+    #[arg(long)]
+    password: Option<String>,
+    /// Also REGISTER with the trunk, report the granted expiry, then remove the binding.
+    #[arg(long)]
+    register: bool,
+    /// Expiry to ask for in REGISTER, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    expires: u32,
+    /// Local SIP address (UDP and TCP). Port 0 picks a free port.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
+    bind: SocketAddr,
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,14 +107,6 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose);
-    let Command::Call(args) = cli.command;
-    let plan = match CallPlan::from_args(&args) {
-        Ok(p) => p,
-        Err(msg) => {
-            eprintln!("dialer call: {msg}");
-            return ExitCode::from(2);
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -96,6 +115,17 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("dialer: cannot start the runtime: {e}");
             return ExitCode::from(1);
+        }
+    };
+    let args = match cli.command {
+        Command::Call(args) => args,
+        Command::Probe(args) => return probe::main(&runtime, args),
+    };
+    let plan = match CallPlan::from_args(&args) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("dialer call: {msg}");
+            return ExitCode::from(2);
         }
     };
     match runtime.block_on(run_call(plan)) {

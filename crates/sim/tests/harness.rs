@@ -979,13 +979,17 @@ fn stray_traffic_does_not_disturb_live_calls() {
             _ => None,
         })
         .collect();
-    // Both are refused with 400 and a Warning naming the limit (not parsed, no state made).
+    // Both are refused (513 Message Too Large, 400 for the flood) with a Warning naming the
+    // limit (not parsed, no state made).
     assert_eq!(warnings.len(), 2, "one answer each: {warnings:?}");
-    assert_eq!(warnings[0].0, 400);
+    assert_eq!(warnings[0].0, 513);
     assert!(warnings[0].1.contains("exceeds the limit"), "{warnings:?}");
     assert_eq!(warnings[1].0, 400);
     assert!(warnings[1].1.contains("header fields"), "{warnings:?}");
-    assert_eq!(p.endpoint.stats().answered_400, before.answered_400 + 3);
+    assert_eq!(
+        p.endpoint.stats().rejected_malformed,
+        before.rejected_malformed + 3
+    );
     assert_eq!(p.endpoint.live_calls(), 20);
 
     drain(&mut p);

@@ -221,6 +221,8 @@ pub struct Call {
     dialog: Option<Dialog>,
     ack_bytes: Option<Vec<u8>>,
     ring_deadline: Option<Instant>,
+    /// To tags of forked 2xx we ACKed and BYEd, with that ACK (re-sent on retransmission).
+    killed_forks: Vec<(String, Vec<u8>)>,
     cancel_requested: bool,
     cancel_sent_at: Option<Instant>,
     answered_at: Option<Instant>,
@@ -250,7 +252,8 @@ impl Call {
             session_expires: cfg.session_expires,
             min_se: cfg.min_se,
             local_sdp: cfg.sdp_offer.clone(),
-            ring_deadline: Some(now + cfg.ring_timeout),
+            ring_deadline: None,
+            killed_forks: Vec::new(),
             cfg,
             ids,
             call_id,
@@ -580,22 +583,15 @@ impl Call {
         if let Some(tx) = self.invite.as_mut()
             && tx.poll_timeout().is_some_and(|t| t <= now)
         {
-            // Read before the timer fires: a fired Timer B leaves the transaction Terminated,
-            // which counts as "heard back".
-            let heard = tx.heard_back();
             match tx.handle_timeout(now) {
                 Some(TimerAction::Retransmit) => {
                     let data = tx.bytes().to_vec();
                     self.transmit_out(data);
                 }
                 Some(TimerAction::Timeout) => {
+                    // Timer B runs only while nothing was heard: the trunk is unreachable.
                     if self.phase == Phase::Inviting {
-                        let (outcome, status) = if self.cancel_requested && heard {
-                            (Outcome::NoAnswer, None)
-                        } else {
-                            (Outcome::Failed, None)
-                        };
-                        self.end(now, outcome, status, Some("timeout".into()), true);
+                        self.end(now, Outcome::Failed, None, Some("timeout".into()), true);
                     }
                 }
                 Some(TimerAction::Terminated) | None => {}
@@ -693,6 +689,10 @@ impl Call {
     // ----- INVITE side -------------------------------------------------------------------
 
     fn send_invite(&mut self, now: Instant) {
+        // The ring timeout counts from the INVITE that can ring (restarted after a challenge).
+        if !self.cancel_requested {
+            self.ring_deadline = Some(now + self.cfg.ring_timeout);
+        }
         self.cseq += 1;
         self.invite_seq = self.cseq;
         let mut req = Request::new(Method::Invite, self.cfg.request_uri.as_str());
@@ -872,13 +872,29 @@ impl Call {
         else {
             return;
         };
+        let (dest, transport) = self.hop_for(&d);
+        if let Some((_, ack)) = self
+            .killed_forks
+            .iter()
+            .find(|(tag, _)| *tag == d.remote_tag)
+        {
+            // Our ACK was lost and the 2xx came again: ACK again, the BYE is already out.
+            let data = ack.clone();
+            self.out.push_back(Output::Transmit(Transmit {
+                transport,
+                dest,
+                data,
+            }));
+            return;
+        }
         let mut ack = d.ack(self.invite_seq);
         ack.headers.push_front(HeaderName::Via, self.via());
-        let (dest, transport) = self.hop_for(&d);
+        let ack = ack.to_bytes();
+        self.killed_forks.push((d.remote_tag.clone(), ack.clone()));
         self.out.push_back(Output::Transmit(Transmit {
             transport,
             dest: dest.clone(),
-            data: ack.to_bytes(),
+            data: ack,
         }));
         let mut bye = d.request(Method::Bye);
         bye.headers.push_front(HeaderName::Via, self.via());

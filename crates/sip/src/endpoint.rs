@@ -62,7 +62,8 @@ impl Default for EndpointConfig {
 pub struct EndpointStats {
     pub received: u64,
     pub parse_errors: u64,
-    pub answered_400: u64,
+    /// Malformed requests answered with 400, 505 or 513.
+    pub rejected_malformed: u64,
     pub stray_responses: u64,
     pub stray_requests: u64,
     pub calls_placed: u64,
@@ -408,17 +409,17 @@ impl Endpoint {
         let Some(req) = salvage_request(data) else {
             return; // responses and unrecognisable input are dropped
         };
-        let status = if matches!(err, ParseError::UnsupportedVersion(_)) {
-            505
-        } else {
-            400
+        let status = match err {
+            ParseError::UnsupportedVersion(_) => 505,
+            ParseError::TooLarge { .. } => 513,
+            _ => 400,
         };
         let tag = self.ids.tag();
         let mut resp = req.make_response(status, reason_phrase(status), Some(&tag));
         let warning = err.to_string().replace('"', "'");
         resp.headers
             .push(HeaderName::Warning, format!("399 dialer \"{warning}\""));
-        self.stats.answered_400 += 1;
+        self.stats.rejected_malformed += 1;
         self.out.push_back(EndpointOutput::Transmit(Transmit {
             transport,
             dest: Dest::Addr(src),

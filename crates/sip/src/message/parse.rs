@@ -386,7 +386,7 @@ fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
 
 /// Header-name classification, fast for the names a SIP dialog carries on every message; the
 /// rest goes through [`HeaderName::from_wire`].
-fn classify(name: &str) -> HeaderName {
+pub(super) fn classify(name: &str) -> HeaderName {
     let eq = |canon: &str| name.eq_ignore_ascii_case(canon);
     let known = match name.len() {
         2 if eq("To") => Some(HeaderName::To),
@@ -493,15 +493,11 @@ impl<'s> State<'s> {
                 Ok(n) if n <= 255 && all_digits(value) => {}
                 _ => return Err(bad("Max-Forwards", "must be 0..=255")),
             },
-            HeaderName::Expires => {
-                if !all_digits(value) || value.parse::<u32>().is_err() {
-                    return Err(bad("Expires", "must be a 32-bit number of seconds"));
-                }
+            HeaderName::Expires if !all_digits(value) || value.parse::<u32>().is_err() => {
+                return Err(bad("Expires", "must be a 32-bit number of seconds"));
             }
-            HeaderName::Date => {
-                if !value.ends_with("GMT") {
-                    return Err(bad("Date", "time zone must be GMT"));
-                }
+            HeaderName::Date if !value.ends_with("GMT") => {
+                return Err(bad("Date", "time zone must be GMT"));
             }
             HeaderName::ContentLength => {
                 let n = if all_digits(value) {

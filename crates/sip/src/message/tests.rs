@@ -117,7 +117,8 @@ fn body_is_cut_to_content_length_and_short_bodies_refused() {
 
 #[test]
 fn precise_errors_for_bad_input() {
-    let cases: &[(&str, fn(&ParseError) -> bool)] = &[
+    type Check = fn(&ParseError) -> bool;
+    let cases: &[(&str, Check)] = &[
         ("", |e| *e == ParseError::Empty),
         ("INVITE sip:a@b SIP/2.0\r\n", |e| {
             *e == ParseError::NoHeaderEnd
@@ -285,4 +286,199 @@ fn headers_set_replaces_all_lines() {
     assert_eq!(h.len(), 2);
     h.remove(&HeaderName::Route);
     assert_eq!(h.len(), 1);
+}
+
+const MINIMAL: &str = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n";
+
+fn with_header(extra: &str) -> Result<Message, ParseError> {
+    Message::parse(format!("{MINIMAL}{extra}\r\n\r\n").as_bytes())
+}
+
+#[test]
+fn control_characters_only_as_quoted_pairs() {
+    // A quoted-pair may escape any control but CR and LF (RFC 3261 §25.1).
+    let r = with_header("To: \"a\\\u{0}b\\\u{7f}\" <sip:a@b>").unwrap_err();
+    assert!(matches!(
+        r,
+        ParseError::BadHeader {
+            name: "To",
+            reason: "appears more than once"
+        }
+    ));
+    let m = Message::parse(
+        MINIMAL
+            .replace("To: <sip:a@b>", "To: \"a\\\u{0}b\\\u{7}\" <sip:a@b>")
+            .replace("CSeq: 1 OPTIONS\r\n", "CSeq: 1 OPTIONS\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        m.headers().to().unwrap().display.as_deref(),
+        Some("a\u{0}b\u{7}")
+    );
+    // Anywhere else a control is refused, wherever it sits in the line (the line scanner
+    // works eight bytes at a time).
+    for pos in 0..12 {
+        for ctl in [0u8, 7, 0x0b, 0x1f, 0x7f, b'\r', b'\n'] {
+            let mut value = b"abcdefghijkl".to_vec();
+            value[pos] = ctl;
+            let mut m = MINIMAL.as_bytes().to_vec();
+            m.extend_from_slice(b"X-Test: ");
+            m.extend_from_slice(&value);
+            m.extend_from_slice(b"\r\n\r\n");
+            assert!(
+                matches!(
+                    Message::parse(&m),
+                    Err(ParseError::BadHeaderLine {
+                        reason: "control character",
+                        ..
+                    })
+                ),
+                "control {ctl:#x} at {pos}"
+            );
+        }
+    }
+    // Tabs are whitespace, not controls.
+    let m = with_header("X-Tab:\tone\ttwo\t").unwrap();
+    assert_eq!(m.headers().get_other("x-tab"), Some("one\ttwo"));
+    assert!(matches!(
+        Message::parse(b"OPTIONS sip:a@b\x01 SIP/2.0\r\n\r\n"),
+        Err(ParseError::BadStartLine("control character"))
+    ));
+}
+
+#[test]
+fn request_uri_headers_versus_user_part() {
+    let ok = MINIMAL.replace("OPTIONS sip:a@b ", "OPTIONS sip:a?b@h ") + "\r\n";
+    assert_eq!(
+        match Message::parse(ok.as_bytes()).unwrap() {
+            Message::Request(r) => r.uri,
+            Message::Response(_) => unreachable!(),
+        },
+        "sip:a?b@h"
+    );
+    for bad in ["sip:a@h?x=y", "sip:h?x=y", "sips:a@h;p?x"] {
+        let m = MINIMAL.replace("sip:a@b SIP/2.0", &format!("{bad} SIP/2.0")) + "\r\n";
+        assert_eq!(
+            Message::parse(m.as_bytes()),
+            Err(ParseError::BadStartLine(
+                "SIP Request-URI must not carry headers"
+            )),
+            "{bad}"
+        );
+    }
+    // Other schemes may carry '?'.
+    let m = MINIMAL.replace("sip:a@b SIP/2.0", "http:x?y SIP/2.0") + "\r\n";
+    assert!(Message::parse(m.as_bytes()).is_ok());
+}
+
+#[test]
+fn version_is_case_insensitive_and_exact() {
+    let m = MINIMAL.replace("SIP/2.0\r\n", "sip/2.0\r\n") + "\r\n";
+    assert!(Message::parse(m.as_bytes()).is_ok());
+    for v in ["SIP/2.00", "SIP/20", "SIP/2.1"] {
+        let m = MINIMAL.replace("SIP/2.0\r\n", &format!("{v}\r\n")) + "\r\n";
+        assert!(
+            matches!(
+                Message::parse(m.as_bytes()),
+                Err(ParseError::UnsupportedVersion(_))
+            ),
+            "{v}"
+        );
+    }
+    // Multi-byte characters where the version is expected must not trip slicing.
+    let m = MINIMAL.replace("SIP/2.0\r\n", "aéé\u{e9}\r\n") + "\r\n";
+    assert!(Message::parse(m.as_bytes()).is_err());
+    assert!(Message::parse("SIé/2.0 200 OK\r\n\r\n".as_bytes()).is_err());
+}
+
+#[test]
+fn name_addr_strictness() {
+    for bad in [
+        "< sip:a@b >",
+        "<sip:a@b>junk",
+        "<sip:a@b>;",
+        "<sip:a@b>;tag=",
+        "\"x\" sip:a@b",
+        "sip:a@b ; tag = \"open",
+    ] {
+        assert!(NameAddr::parse(bad).is_none(), "{bad}");
+    }
+    let n = NameAddr::parse("sip:a@b ;  tag  =  7").unwrap();
+    assert_eq!((n.uri.as_str(), n.tag()), ("sip:a@b", Some("7")));
+    let n = NameAddr::parse("A  B\t<sip:a@b>").unwrap();
+    assert_eq!(n.display.as_deref(), Some("A  B"));
+}
+
+#[test]
+fn known_header_names_classify_like_from_wire() {
+    for name in [
+        "Via",
+        "v",
+        "From",
+        "f",
+        "To",
+        "t",
+        "Call-ID",
+        "i",
+        "CSeq",
+        "Contact",
+        "m",
+        "Max-Forwards",
+        "Content-Length",
+        "l",
+        "Content-Type",
+        "c",
+        "Record-Route",
+        "Route",
+        "Allow",
+        "Supported",
+        "k",
+        "Require",
+        "Session-Expires",
+        "x",
+        "Min-SE",
+        "User-Agent",
+        "X-Custom",
+        "Via-X",
+        "T0",
+        "Tos",
+        "Routes",
+        "Call-IDs",
+        "Contacts",
+    ] {
+        for spelling in [
+            name.to_owned(),
+            name.to_ascii_lowercase(),
+            name.to_ascii_uppercase(),
+        ] {
+            assert_eq!(
+                super::parse::classify(&spelling),
+                HeaderName::from_wire(&spelling),
+                "{spelling}"
+            );
+        }
+    }
+}
+
+#[test]
+fn salvage_is_lenient_about_what_it_copies() {
+    // Broken Via parameters and an unknown version still leave enough to answer.
+    let bad = "OPTIONS sip:a@b SIP/7.0\r\nVia: SIP/7.0/UDP h:5060;;\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    let r = salvage_request(bad.as_bytes()).unwrap();
+    assert_eq!(
+        r.headers.get(&HeaderName::Via),
+        Some("SIP/7.0/UDP h:5060;;")
+    );
+    // No Via, no CSeq, ACK, responses, header injection: nothing to answer.
+    for none in [
+        "OPTIONS sip:a@b SIP/2.0\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n",
+        "ACK sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nCSeq: 1 ACK\r\n\r\n",
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\rInjected: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        "OPTIONS sip:a@b HTTP/1.1\r\nVia: SIP/2.0/UDP h\r\nCSeq: 1 OPTIONS\r\n\r\n",
+    ] {
+        assert!(salvage_request(none.as_bytes()).is_none(), "{none:?}");
+    }
 }
