@@ -276,15 +276,12 @@ async fn run_call(plan: CallPlan) -> anyhow::Result<CallReport> {
     let rtp = std::net::UdpSocket::bind(SocketAddr::new(local.ip(), 0))
         .context("cannot bind an RTP port")?;
     let rtp_addr = rtp.local_addr()?;
-    let offer = sip::sdp::LocalMedia::new(rtp_addr.ip(), rtp_addr.port(), plan.seed & 0xFFFF_FFFF)
-        .offer()
-        .to_string_crlf()
-        .into_bytes();
+    let media = sip::sdp::LocalMedia::new(rtp_addr.ip(), rtp_addr.port(), plan.seed & 0xFFFF_FFFF);
     let req = CallRequest {
         number: plan.number.clone(),
         from: plan.from.clone(),
         ring_timeout: plan.ring_timeout,
-        sdp_offer: offer,
+        media: Some(media),
         session_expires: plan.session_expires,
     };
     let cfg = plan.trunk.call_config(&req, local, TimerConfig::default());

@@ -154,7 +154,8 @@ pub struct CallRequest {
     /// Overrides the trunk's caller id.
     pub from: Option<String>,
     pub ring_timeout: Duration,
-    pub sdp_offer: Vec<u8>,
+    /// Our media (SDP offer and answers to re-INVITEs); `None` sends no SDP.
+    pub media: Option<sip::sdp::LocalMedia>,
     pub session_expires: Option<u32>,
 }
 
@@ -283,7 +284,7 @@ impl Trunk {
             outbound: self.dest(),
             preloaded_route: Vec::new(),
             credentials: self.credentials(),
-            sdp_offer: req.sdp_offer.clone(),
+            media: req.media.clone(),
             ring_timeout: req.ring_timeout,
             session_expires: req.session_expires,
             min_se: 90,
@@ -388,7 +389,7 @@ mod tests {
             number: "+380441234567".into(),
             from: Some("1000".into()),
             ring_timeout: Duration::from_secs(30),
-            sdp_offer: vec![],
+            media: None,
             session_expires: Some(1800),
         };
         let c = trunk.call_config(

@@ -26,11 +26,6 @@ pub const UAS_ADDR: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
     5070,
 ));
 
-/// The SDP offer of calls built by [`Pair::call_config`].
-pub const OFFER: &str = "v=0\r\no=dialer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
-t=0 0\r\nm=audio 30000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
-a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
-
 /// Settings of a [`Pair`].
 #[derive(Debug, Clone)]
 pub struct PairConfig {
@@ -143,7 +138,11 @@ impl Pair {
                 username: "alice".into(),
                 password: "secret".into(),
             }),
-            sdp_offer: OFFER.as_bytes().to_vec(),
+            media: Some(sip::sdp::LocalMedia::new(
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                30000,
+                1,
+            )),
             ring_timeout: Duration::from_secs(20),
             session_expires: Some(1800),
             min_se: 90,

@@ -31,7 +31,7 @@ pub mod net;
 pub mod persona;
 pub mod uas;
 
-pub use harness::{OFFER, Pair, PairConfig, UAC_ADDR, UAS_ADDR};
+pub use harness::{Pair, PairConfig, UAC_ADDR, UAS_ADDR};
 pub use net::{Datagram, NetConfig, NetStats, Network};
 pub use persona::{Expected, Persona, PersonaMix};
 pub use uas::{BadAuth, CallRecord, DialogRecord, Uas, UasConfig, UasStats, UasTransmit};

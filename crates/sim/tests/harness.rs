@@ -108,10 +108,20 @@ fn answer_then_caller_hangs_up() {
         events[0],
         CallEvent::Progress {
             status: 180,
-            early_sdp: None
+            early_sdp: None,
+            early_media: None,
         }
     ));
-    assert!(matches!(events[1], CallEvent::Answered { sdp } if sdp.starts_with(b"v=0")));
+    // The answer is negotiated against our offer: PCMU (first in the answer), the UAS's RTP
+    // address, telephone-event 101.
+    assert!(matches!(
+        events[1],
+        CallEvent::Answered { sdp, media: Some(m) }
+            if sdp.starts_with(b"v=0")
+                && m.codec == sip::sdp::Codec::Pcmu
+                && m.remote_rtp == "127.0.0.1:40000".parse().unwrap()
+                && m.telephone_event_pt == Some(101)
+    ));
     assert!(matches!(events.last(), Some(CallEvent::Ended(_))));
     let u = p.uas_record(h).unwrap();
     assert_eq!(u.invites, 1);
@@ -250,7 +260,8 @@ fn early_media_then_answer() {
         CallEvent::Progress {
             status: 183,
             early_sdp,
-        } => Some(early_sdp.clone()),
+            early_media: Some(m),
+        } if m.codec == sip::sdp::Codec::Pcmu => Some(early_sdp.clone()),
         _ => None,
     });
     assert!(
@@ -489,7 +500,7 @@ fn reinvite_is_answered_with_sdp_and_acked() {
     assert!(
         p.events(h)
             .iter()
-            .any(|(_, e)| matches!(e, CallEvent::RemoteSdp { sdp } if sdp.starts_with(b"v=0"))),
+            .any(|(_, e)| matches!(e, CallEvent::RemoteSdp { sdp, media: Some(_) } if sdp.starts_with(b"v=0"))),
         "the new offer reaches the application"
     );
     // The UAS client transaction ends only when its ACK went out; drain() checked nothing

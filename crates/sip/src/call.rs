@@ -20,6 +20,7 @@ use crate::dialog::{Dest, Dialog, Transport};
 use crate::message::{HeaderName, Method, Request, Response, reason_phrase};
 use crate::outcome::{HangupBy, Outcome, classify};
 use crate::rng::IdGen;
+use crate::sdp::{LocalMedia, Negotiated, SessionDescription, negotiate};
 use crate::transaction::{ClientTransaction, ResponseAction, TimerAction, TimerConfig};
 use crate::uri::Uri;
 
@@ -60,8 +61,9 @@ pub struct CallConfig {
     /// Preloaded Route headers (outbound proxy with `;lr`), sent on the INVITE.
     pub preloaded_route: Vec<String>,
     pub credentials: Option<Credentials>,
-    /// SDP offer to send in the INVITE (empty: no offer).
-    pub sdp_offer: Vec<u8>,
+    /// Our media: the INVITE offers it, and offers from the far end (re-INVITE/UPDATE) are
+    /// answered from it. `None`: no SDP at all.
+    pub media: Option<LocalMedia>,
     /// CANCEL when no final answer arrives within this long after sending the INVITE.
     pub ring_timeout: Duration,
     /// Session-Expires to ask for (seconds); `None` disables session timers.
@@ -100,11 +102,22 @@ pub enum CallEvent {
     Progress {
         status: u16,
         early_sdp: Option<Vec<u8>>,
+        /// What the early-media answer agreed (None without SDP or if it is unusable).
+        early_media: Option<Negotiated>,
     },
     /// 2xx received and ACKed; `sdp` is the answer.
-    Answered { sdp: Vec<u8> },
-    /// The far end changed the session (re-INVITE/UPDATE with an offer).
-    RemoteSdp { sdp: Vec<u8> },
+    Answered {
+        sdp: Vec<u8>,
+        /// Codec, remote RTP address, telephone-event PT, direction (None if the answer is
+        /// missing or unusable; the call stays up and the application decides).
+        media: Option<Negotiated>,
+    },
+    /// The far end changed the session (re-INVITE/UPDATE offer we answered, or the answer
+    /// in the ACK of an offerless re-INVITE).
+    RemoteSdp {
+        sdp: Vec<u8>,
+        media: Option<Negotiated>,
+    },
     /// A digit signalled with SIP INFO (application/dtmf-relay or application/dtmf).
     Dtmf { digit: char, duration_ms: u32 },
     /// NOTIFY progress of a REFER we sent (status of the sipfrag).
@@ -227,6 +240,8 @@ pub struct Call {
     cancel_sent_at: Option<Instant>,
     answered_at: Option<Instant>,
     setup: Option<Duration>,
+    /// The SDP we last sent (offer or answer) and its bytes.
+    local_desc: Option<SessionDescription>,
     local_sdp: Vec<u8>,
     peer_allows_update: bool,
     refresher: Option<Refresher>,
@@ -251,7 +266,12 @@ impl Call {
         let mut call = Call {
             session_expires: cfg.session_expires,
             min_se: cfg.min_se,
-            local_sdp: cfg.sdp_offer.clone(),
+            local_desc: cfg.media.as_ref().map(LocalMedia::offer),
+            local_sdp: cfg
+                .media
+                .as_ref()
+                .map(|m| m.offer().to_string_crlf().into_bytes())
+                .unwrap_or_default(),
             ring_deadline: None,
             killed_forks: Vec::new(),
             cfg,
@@ -466,8 +486,10 @@ impl Call {
             self.server
                 .retain(|s| !(s.method == Method::Invite && s.retransmit.is_some()));
             if !req.body.is_empty() {
+                let media = self.negotiate_answer(&req.body);
                 self.out.push_back(Output::Event(CallEvent::RemoteSdp {
                     sdp: req.body.clone(),
+                    media,
                 }));
             }
             return;
@@ -766,8 +788,12 @@ impl Call {
                 && resp.headers.content_type().as_deref() == Some("application/sdp"))
             .then(|| resp.body.clone());
             if status > 100 {
-                self.out
-                    .push_back(Output::Event(CallEvent::Progress { status, early_sdp }));
+                let early_media = early_sdp.as_deref().and_then(|b| self.negotiate_answer(b));
+                self.out.push_back(Output::Event(CallEvent::Progress {
+                    status,
+                    early_sdp,
+                    early_media,
+                }));
             }
             if self.cancel_requested && self.cancel_sent_at.is_none() {
                 self.send_cancel(now);
@@ -815,8 +841,10 @@ impl Call {
             self.send_bye(now, HangupBy::Us, Some("answered after CANCEL".into()));
             return;
         }
+        let media = self.negotiate_answer(&resp.body);
         self.out.push_back(Output::Event(CallEvent::Answered {
             sdp: resp.body.clone(),
+            media,
         }));
         self.start_session_timer(now, resp, true);
     }
@@ -1147,11 +1175,27 @@ impl Call {
             self.respond(now, src, transport, branch, req, resp);
             return;
         }
-        let offer = !req.body.is_empty();
-        if offer {
-            self.out.push_back(Output::Event(CallEvent::RemoteSdp {
-                sdp: req.body.clone(),
-            }));
+        let mut answer_body = None;
+        if !req.body.is_empty() {
+            match self.answer_offer(&req.body) {
+                Ok((body, media)) => {
+                    answer_body = Some(body);
+                    self.out.push_back(Output::Event(CallEvent::RemoteSdp {
+                        sdp: req.body.clone(),
+                        media,
+                    }));
+                }
+                Err(reason) => {
+                    // RFC 3264: an offer we cannot accept leaves the session as it was.
+                    let mut resp = req.make_response(488, reason_phrase(488), None);
+                    resp.headers.push(
+                        HeaderName::Warning,
+                        format!("399 dialer \"{}\"", reason.replace('"', "'")),
+                    );
+                    self.respond(now, src, transport, branch, req, resp);
+                    return;
+                }
+            }
         }
         let mut resp = req.make_response(200, "OK", None);
         resp.headers
@@ -1177,14 +1221,44 @@ impl Call {
                 self.arm_session_timer(now, interval, who);
             }
         }
-        if (req.method == Method::Invite || offer) && !self.local_sdp.is_empty() {
-            {
-                resp.headers
-                    .push(HeaderName::ContentType, "application/sdp");
-                resp.body = self.local_sdp.clone();
+        // An offer gets our answer; an offerless re-INVITE gets our current SDP as the offer
+        // (the answer comes in the ACK); an UPDATE without offer gets no body.
+        let body = match answer_body {
+            Some(b) => Some(b),
+            None if req.method == Method::Invite && !self.local_sdp.is_empty() => {
+                Some(self.local_sdp.clone())
             }
+            None => None,
+        };
+        if let Some(body) = body {
+            resp.headers
+                .push(HeaderName::ContentType, "application/sdp");
+            resp.body = body;
         }
         self.respond(now, src, transport, branch, req, resp);
+    }
+
+    /// What our offer and the far end's answer agreed, if the answer is usable.
+    fn negotiate_answer(&self, body: &[u8]) -> Option<Negotiated> {
+        let offer = self.local_desc.as_ref()?;
+        let answer = SessionDescription::parse(body).ok()?;
+        negotiate(offer, &answer).ok()
+    }
+
+    /// Answer a far-end offer from our media; the answer continues our SDP session (same
+    /// origin, version bumped only when something changed).
+    fn answer_offer(&mut self, body: &[u8]) -> Result<(Vec<u8>, Option<Negotiated>), String> {
+        let Some(media) = self.cfg.media.as_ref() else {
+            return Err("no media configured".into());
+        };
+        let offer = SessionDescription::parse(body).map_err(|e| e.to_string())?;
+        let (mut answer, negotiated) = media.answer(&offer).map_err(|e| e.to_string())?;
+        if let Some(prev) = &self.local_desc {
+            answer.continue_from(prev);
+        }
+        self.local_sdp = answer.to_string_crlf().into_bytes();
+        self.local_desc = Some(answer);
+        Ok((self.local_sdp.clone(), Some(negotiated)))
     }
 
     fn start_session_timer(&mut self, now: Instant, resp: &Response, _ours: bool) {
@@ -1530,7 +1604,7 @@ mod tests {
             outbound: Dest::Addr(([127, 0, 0, 1], 5070).into()),
             preloaded_route: Vec::new(),
             credentials: None,
-            sdp_offer: Vec::new(),
+            media: None,
             ring_timeout: Duration::from_secs(20),
             session_expires: None,
             min_se: 90,
@@ -1618,6 +1692,160 @@ mod tests {
                 .top_via()
                 .and_then(|v| v.branch().map(str::to_owned)),
             "the ACK of a non-2xx shares the INVITE's branch"
+        );
+    }
+
+    /// Responses the call queued, parsed, with where they go.
+    fn sent_responses(call: &mut Call) -> Vec<Response> {
+        let mut out = Vec::new();
+        while let Some(o) = call.poll_output() {
+            if let Output::Transmit(t) = o
+                && let Ok(crate::message::Message::Response(r)) =
+                    crate::message::Message::parse(&t.data)
+            {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    const UAS_SDP: &str = "v=0\r\no=uas 7 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+    /// An answered call with media, and the INVITE it sent.
+    fn answered_call(t0: Instant) -> (Call, Request) {
+        let mut cfg = config();
+        cfg.media = Some(LocalMedia::new([127, 0, 0, 1].into(), 30000, 55));
+        let mut call = Call::new(t0, cfg, 9);
+        let invite = sent_requests(&mut call).remove(0);
+        let mut ok = invite.make_response(200, "OK", Some("uas"));
+        ok.headers
+            .push(HeaderName::Contact, "<sip:uas@127.0.0.1:5070>");
+        ok.headers.push(HeaderName::ContentType, "application/sdp");
+        ok.body = UAS_SDP.as_bytes().to_vec();
+        call.handle_response(t0, &ok);
+        let mut answered = None;
+        while let Some(o) = call.poll_output() {
+            if let Output::Event(CallEvent::Answered { media, .. }) = o {
+                answered = media;
+            }
+        }
+        let m = answered.expect("negotiated media on answer");
+        assert_eq!(m.codec, crate::sdp::Codec::Pcmu);
+        assert_eq!(m.remote_rtp, "127.0.0.1:40000".parse().unwrap());
+        (call, invite)
+    }
+
+    fn reinvite(invite: &Request, cseq: u32, branch: &str, body: &str) -> Request {
+        let mut r = Request::new(Method::Invite, "sip:1000@127.0.0.1:5062");
+        r.headers.push(
+            HeaderName::Via,
+            format!("SIP/2.0/UDP 127.0.0.1:5070;branch={branch}"),
+        );
+        let from = invite.headers.get(&HeaderName::From).unwrap();
+        let to = invite.headers.get(&HeaderName::To).unwrap();
+        r.headers.push(HeaderName::From, format!("{to};tag=uas"));
+        r.headers.push(HeaderName::To, from.to_owned());
+        r.headers
+            .push(HeaderName::CallId, invite.headers.call_id().unwrap());
+        r.headers.push(HeaderName::CSeq, format!("{cseq} INVITE"));
+        if !body.is_empty() {
+            r.headers.push(HeaderName::ContentType, "application/sdp");
+            r.body = body.as_bytes().to_vec();
+        }
+        r
+    }
+
+    #[test]
+    fn re_invite_offer_is_answered_from_our_media_and_a_bad_offer_gets_488() {
+        let t0 = Instant::now();
+        let (mut call, invite) = answered_call(t0);
+        let src: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        // The far end moves to PCMA only.
+        let pcma = UAS_SDP
+            .replace("RTP/AVP 0 101", "RTP/AVP 8 101")
+            .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/8000")
+            .replace("o=uas 7 1", "o=uas 7 2");
+        call.handle_request(
+            t0,
+            src,
+            Transport::Udp,
+            &reinvite(&invite, 1, "z9hG4bKr1", &pcma),
+        );
+        let mut resps = Vec::new();
+        let mut remote = None;
+        while let Some(o) = call.poll_output() {
+            match o {
+                Output::Transmit(t) => {
+                    if let Ok(crate::message::Message::Response(r)) =
+                        crate::message::Message::parse(&t.data)
+                    {
+                        resps.push(r);
+                    }
+                }
+                Output::Event(CallEvent::RemoteSdp { media, .. }) => remote = media,
+                Output::Event(_) => {}
+            }
+        }
+        assert_eq!(resps.len(), 1);
+        assert_eq!(resps[0].status, 200);
+        let answer = crate::sdp::SessionDescription::parse(&resps[0].body).unwrap();
+        let formats: Vec<u8> = answer.media[0].formats.iter().map(|f| f.pt).collect();
+        assert_eq!(
+            formats,
+            vec![8, 101],
+            "the answer holds only what was agreed"
+        );
+        let offer = LocalMedia::new([127, 0, 0, 1].into(), 30000, 55).offer();
+        assert_eq!(answer.session_id, offer.session_id, "same SDP session");
+        assert_eq!(
+            answer.session_version,
+            offer.session_version + 1,
+            "changed: version+1"
+        );
+        assert_eq!(remote.unwrap().codec, crate::sdp::Codec::Pcma);
+        // ACK, then an offer with nothing we can do (G.729 only): 488, the call stays up.
+        let mut ack = reinvite(&invite, 1, "z9hG4bKr1a", "");
+        ack.method = Method::Ack;
+        ack.headers.set(HeaderName::CSeq, "1 ACK");
+        call.handle_request(t0, src, Transport::Udp, &ack);
+        let g729 = UAS_SDP
+            .replace("RTP/AVP 0 101", "RTP/AVP 18")
+            .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000");
+        call.handle_request(
+            t0,
+            src,
+            Transport::Udp,
+            &reinvite(&invite, 2, "z9hG4bKr2", &g729),
+        );
+        let resps = sent_responses(&mut call);
+        assert_eq!(resps.len(), 1);
+        assert_eq!(resps[0].status, 488);
+        assert!(resps[0].headers.get(&HeaderName::Warning).is_some());
+        assert!(!call.is_ended() && call.is_answered());
+    }
+
+    #[test]
+    fn a_retransmitted_fork_2xx_is_acked_again_without_a_second_bye() {
+        let t0 = Instant::now();
+        let (mut call, invite) = answered_call(t0);
+        let mut fork = invite.make_response(200, "OK", Some("fork2"));
+        fork.headers
+            .push(HeaderName::Contact, "<sip:other@127.0.0.1:5071>");
+        call.handle_response(t0, &fork);
+        let first: Vec<Method> = sent_requests(&mut call)
+            .into_iter()
+            .map(|r| r.method)
+            .collect();
+        assert_eq!(first, vec![Method::Ack, Method::Bye]);
+        call.handle_response(t0 + Duration::from_millis(500), &fork);
+        let again: Vec<Method> = sent_requests(&mut call)
+            .into_iter()
+            .map(|r| r.method)
+            .collect();
+        assert_eq!(again, vec![Method::Ack]);
+        assert!(
+            call.is_answered() && !call.is_ended(),
+            "the first dialog is untouched"
         );
     }
 }

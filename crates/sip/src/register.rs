@@ -2002,7 +2002,7 @@ mod tests {
                 outbound: Dest::Addr(trunk),
                 preloaded_route: vec![],
                 credentials: None,
-                sdp_offer: vec![],
+                media: None,
                 ring_timeout: Duration::from_secs(120),
                 session_expires: None,
                 min_se: 90,
@@ -2071,7 +2071,8 @@ mod tests {
                     call,
                     event: CallEvent::Progress {
                         status: 180,
-                        early_sdp: None
+                        early_sdp: None,
+                        early_media: None,
                     }
                 },
                 EndpointOutput::Agent {
