@@ -197,7 +197,7 @@ impl CallPlan {
             ));
         }
         let secs = |name: &str, v: f64| -> Result<Duration, String> {
-            if v.is_finite() && v >= 0.0 && v <= 86_400.0 {
+            if (0.0..=86_400.0).contains(&v) {
                 Ok(Duration::from_secs_f64(v))
             } else {
                 Err(format!("invalid {name} {v}: expected 0..=86400 seconds"))
@@ -332,6 +332,7 @@ fn report_json(r: &CallReport) -> String {
         "outcome": r.outcome.as_str(),
         "sip_status": r.sip_status,
         "reason": r.reason,
+        "reason_header": r.reason_header,
         "setup_ms": ms(r.setup),
         "duration_ms": ms(r.duration).or(Some(0)),
         "hangup_by": r.hangup_by.map(|h| h.as_str()),

@@ -85,6 +85,9 @@ pub struct CallReport {
     pub sip_status: Option<u16>,
     /// Reason phrase, or the Reason header text when present.
     pub reason: Option<String>,
+    /// The raw Reason header (RFC 3326) of the final response or of the far end's BYE,
+    /// e.g. `Q.850;cause=17;text="User busy"`.
+    pub reason_header: Option<String>,
     /// For answered calls.
     pub hangup_by: Option<HangupBy>,
     /// Another trunk may be tried (5xx, timeout, transport failure).
@@ -198,6 +201,8 @@ struct ServerTx {
 #[derive(Debug)]
 struct EarlyDialog {
     tag: String,
+    /// The early-media SDP of this fork (latest 18x with a body).
+    sdp: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +255,7 @@ pub struct Call {
     refresh_in_flight: bool,
     hangup_at: Option<Instant>,
     report: Option<CallReport>,
+    reason_header: Option<String>,
     end_reason: Option<String>,
     out: VecDeque<Output>,
 }
@@ -304,6 +310,7 @@ impl Call {
             refresh_in_flight: false,
             hangup_at: None,
             report: None,
+            reason_header: None,
             end_reason: None,
             out: VecDeque::new(),
         };
@@ -330,6 +337,13 @@ impl Call {
 
     pub fn is_answered(&self) -> bool {
         self.answered_at.is_some()
+    }
+
+    /// Early-media SDP received in 18x, per To tag (forks), in arrival order.
+    pub fn early_dialogs(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        self.early
+            .iter()
+            .map(|e| (e.tag.as_str(), e.sdp.as_deref()))
     }
 
     /// The confirmed dialog, if any.
@@ -525,6 +539,7 @@ impl Call {
         dialog.remote_seq = Some(seq);
         match req.method {
             Method::Bye => {
+                self.reason_header = req.headers.get(&HeaderName::Reason).map(str::to_owned);
                 let resp = req.make_response(200, "OK", None);
                 self.respond(now, src, transport, &branch, req, resp);
                 if matches!(self.phase, Phase::Confirmed | Phase::Terminating) {
@@ -778,15 +793,24 @@ impl Call {
             if self.phase != Phase::Inviting {
                 return;
             }
-            if status > 100
-                && let Some(tag) = resp.headers.to_tag()
-                && !self.early.iter().any(|e| e.tag == tag)
-            {
-                self.early.push(EarlyDialog { tag });
-            }
             let early_sdp = (!resp.body.is_empty()
                 && resp.headers.content_type().as_deref() == Some("application/sdp"))
             .then(|| resp.body.clone());
+            if status > 100
+                && let Some(tag) = resp.headers.to_tag()
+            {
+                match self.early.iter_mut().find(|e| e.tag == tag) {
+                    Some(e) => {
+                        if early_sdp.is_some() {
+                            e.sdp.clone_from(&early_sdp);
+                        }
+                    }
+                    None => self.early.push(EarlyDialog {
+                        tag,
+                        sdp: early_sdp.clone(),
+                    }),
+                }
+            }
             if status > 100 {
                 let early_media = early_sdp.as_deref().and_then(|b| self.negotiate_answer(b));
                 self.out.push_back(Output::Event(CallEvent::Progress {
@@ -871,6 +895,7 @@ impl Call {
         }
         let (outcome, failover) = classify(status, self.cancel_requested);
         let reason = reason_text(resp);
+        self.reason_header = resp.headers.get(&HeaderName::Reason).map(str::to_owned);
         self.setup = Some(now.saturating_duration_since(self.invite_sent_at));
         self.end(now, outcome, Some(status), Some(reason), failover);
     }
@@ -1464,6 +1489,7 @@ impl Call {
             },
             sip_status: Some(200),
             reason: reason.or_else(|| Some("OK".into())),
+            reason_header: self.reason_header.clone(),
             hangup_by: Some(by),
             failover: false,
             setup: self.setup,
@@ -1489,6 +1515,7 @@ impl Call {
             outcome,
             sip_status,
             reason,
+            reason_header: self.reason_header.clone(),
             hangup_by: None,
             failover,
             setup: self
@@ -1846,6 +1873,71 @@ mod tests {
         assert!(
             call.is_answered() && !call.is_ended(),
             "the first dialog is untouched"
+        );
+    }
+
+    #[test]
+    fn header_helpers_parse_what_peers_send() {
+        assert_eq!(
+            parse_session_expires("1800;refresher=uac"),
+            (Some(1800), Some("uac".into()))
+        );
+        assert_eq!(
+            parse_session_expires(" 90 ; Refresher = UAS"),
+            (Some(90), Some("uas".into()))
+        );
+        assert_eq!(parse_session_expires("abc"), (None, None));
+        assert_eq!(parse_sipfrag_status(b"SIP/2.0 180 Ringing\r\n"), Some(180));
+        assert_eq!(parse_sipfrag_status(b"garbage"), None);
+        let mut r = Response::new(486, "Busy Here");
+        assert_eq!(reason_text(&r), "Busy Here");
+        r.headers
+            .push(HeaderName::Reason, "Q.850;cause=17;text=\"User busy\"");
+        assert_eq!(reason_text(&r), "User busy");
+        let mut info = Request::new(Method::Info, "sip:a@b");
+        info.headers
+            .push(HeaderName::ContentType, "application/dtmf-relay");
+        info.body = b"Signal=5\r\nDuration=250\r\n".to_vec();
+        assert_eq!(parse_dtmf_info(&info), Some(('5', 250)));
+        info.body = b"Signal=11\r\n".to_vec();
+        assert_eq!(parse_dtmf_info(&info), Some(('#', 160)));
+        info.body = b"Signal=x\r\n".to_vec();
+        assert_eq!(parse_dtmf_info(&info), None);
+        info.headers
+            .set(HeaderName::ContentType, "application/dtmf");
+        info.body = b"*".to_vec();
+        assert_eq!(parse_dtmf_info(&info), Some(('*', 160)));
+    }
+
+    #[test]
+    fn busy_keeps_the_raw_reason_header_and_early_media_per_fork() {
+        let t0 = Instant::now();
+        let mut cfg = config();
+        cfg.media = Some(LocalMedia::new([127, 0, 0, 1].into(), 30000, 1));
+        let mut call = Call::new(t0, cfg, 3);
+        let invite = sent_requests(&mut call).remove(0);
+        let mut p = invite.make_response(183, "Session Progress", Some("f1"));
+        p.headers.push(HeaderName::ContentType, "application/sdp");
+        p.body = UAS_SDP.as_bytes().to_vec();
+        call.handle_response(t0, &p);
+        let r2 = invite.make_response(180, "Ringing", Some("f2"));
+        call.handle_response(t0, &r2);
+        let early: Vec<(String, bool)> = call
+            .early_dialogs()
+            .map(|(t, sdp)| (t.to_owned(), sdp.is_some()))
+            .collect();
+        assert_eq!(early, vec![("f1".into(), true), ("f2".into(), false)]);
+        let mut busy = invite.make_response(486, "Busy Here", Some("f1"));
+        busy.headers
+            .push(HeaderName::Reason, "Q.850;cause=17;text=\"User busy\"");
+        call.handle_response(t0, &busy);
+        let r = call.report().unwrap();
+        assert_eq!(r.outcome, Outcome::Busy);
+        assert_eq!(r.sip_status, Some(486));
+        assert_eq!(r.reason.as_deref(), Some("User busy"));
+        assert_eq!(
+            r.reason_header.as_deref(),
+            Some("Q.850;cause=17;text=\"User busy\"")
         );
     }
 }
