@@ -14,7 +14,7 @@ use anyhow::Context as _;
 
 mod probe;
 use clap::{Parser, Subcommand};
-use engine::driver::{DriverConfig, DriverEvent, SipDriver, local_ip_for};
+use engine::driver::{DriverConfig, DriverEvent, SipDriver};
 use engine::transport::TransportConfig;
 use engine::trunk::{CallRequest, TrunkConfig};
 use sip::{CallEvent, CallReport, EndpointConfig, TimerConfig};
@@ -260,18 +260,10 @@ async fn run_call(plan: CallPlan) -> anyhow::Result<CallReport> {
     })
     .await
     .with_context(|| format!("cannot bind SIP sockets on {}", plan.bind))?;
-    let mut local = driver.local_addr();
-    let trunk_dest = match plan.trunk.dest() {
-        sip::Dest::Addr(a) => a,
-        sip::Dest::Host(h, p) => tokio::net::lookup_host((h.as_str(), p))
-            .await
-            .with_context(|| format!("cannot resolve trunk host {h}"))?
-            .next()
-            .with_context(|| format!("trunk host {h} has no address"))?,
-    };
-    if local.ip().is_unspecified() {
-        local.set_ip(local_ip_for(trunk_dest).context("no route to the trunk")?);
-    }
+    let local = driver
+        .local_addr_towards(&plan.trunk.dest())
+        .await
+        .context("cannot find our address towards the trunk")?;
     // Media arrives with a later issue; the RTP port is reserved so the offer names a port we own.
     let rtp = std::net::UdpSocket::bind(SocketAddr::new(local.ip(), 0))
         .context("cannot bind an RTP port")?;

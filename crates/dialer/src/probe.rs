@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use engine::driver::{DriverConfig, DriverEvent, SipDriver, local_ip_for};
+use engine::driver::{DriverConfig, DriverEvent, SipDriver};
 use engine::transport::TransportConfig;
 use engine::trunk::TrunkConfig;
 use sip::{Agent, AgentEvent, RegistrationState};
@@ -90,18 +90,10 @@ async fn run(
     })
     .await
     .with_context(|| format!("cannot bind SIP sockets on {bind}"))?;
-    let mut local = driver.local_addr();
-    if local.ip().is_unspecified() {
-        let dest = match trunk.dest() {
-            sip::Dest::Addr(a) => a,
-            sip::Dest::Host(h, p) => tokio::net::lookup_host((h.as_str(), p))
-                .await
-                .with_context(|| format!("cannot resolve trunk host {h}"))?
-                .next()
-                .with_context(|| format!("trunk host {h} has no address"))?,
-        };
-        local.set_ip(local_ip_for(dest).context("no route to the trunk")?);
-    }
+    let local = driver
+        .local_addr_towards(&trunk.dest())
+        .await
+        .context("cannot find our address towards the trunk")?;
     let started = Instant::now();
     let agents = driver.start_trunk_agents(&trunk, local).await;
     let mut f = Findings::default();

@@ -54,6 +54,19 @@ impl SipDriver {
         self.transport.local_addr()
     }
 
+    /// Our SIP address as seen from `dest` (for Via and Contact): the bound address, with a
+    /// wildcard IP replaced by the local IP of the route to `dest`.
+    pub async fn local_addr_towards(&mut self, dest: &Dest) -> io::Result<SocketAddr> {
+        let mut local = self.transport.local_addr();
+        if local.ip().is_unspecified() {
+            let remote = self.resolve(dest).await.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, format!("cannot resolve {dest:?}"))
+            })?;
+            local.set_ip(local_ip_for(remote)?);
+        }
+        Ok(local)
+    }
+
     pub fn endpoint(&self) -> &Endpoint {
         &self.endpoint
     }

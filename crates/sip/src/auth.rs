@@ -7,6 +7,9 @@
 
 use std::fmt;
 
+use crate::message::{HeaderName, Request, Response};
+use crate::rng::IdGen;
+
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
@@ -581,6 +584,86 @@ impl DigestClient {
         self.challenge = challenge;
         self.nc = 0;
         Retry::Retry
+    }
+}
+
+/// Username and password for digest challenges. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The digest state of one user agent towards its peer: one [`DigestClient`] per challenge
+/// kind and realm. It answers new challenges and pre-authorises later requests with the same
+/// nonce and a growing nonce count (RFC 7616 §3.4.5).
+#[derive(Debug, Clone, Default)]
+pub struct DigestSession {
+    clients: Vec<DigestClient>,
+}
+
+impl DigestSession {
+    /// Absorb the challenges of a 401/407. False when we cannot answer: no usable challenge,
+    /// or a nonce we already answered was refused again without `stale` (wrong password).
+    pub fn take_challenges(&mut self, creds: &Credentials, resp: &Response) -> bool {
+        let mut any = false;
+        for (name, kind) in [
+            (HeaderName::WwwAuthenticate, ChallengeKind::Www),
+            (HeaderName::ProxyAuthenticate, ChallengeKind::Proxy),
+        ] {
+            for value in resp.headers.get_all(&name) {
+                let Ok(ch) = Challenge::parse(kind, value) else {
+                    continue;
+                };
+                match self
+                    .clients
+                    .iter_mut()
+                    .find(|c| c.challenge().realm == ch.realm && c.challenge().kind == kind)
+                {
+                    Some(existing) => match existing.on_challenge(ch) {
+                        Retry::Retry => any = true,
+                        Retry::GiveUp => return false,
+                    },
+                    None => {
+                        self.clients
+                            .push(DigestClient::new(ch, &creds.username, &creds.password));
+                        any = true;
+                    }
+                }
+            }
+        }
+        any
+    }
+
+    /// Add an Authorization / Proxy-Authorization line per known realm to `req` (its
+    /// Request-URI, method and body are what is signed). Returns the lines added.
+    pub fn authorize(&mut self, req: &mut Request, ids: &mut IdGen) -> Vec<(HeaderName, String)> {
+        let mut added = Vec::with_capacity(self.clients.len());
+        for client in &mut self.clients {
+            let cnonce = ids.token(16);
+            let value = client.authorization(req.method.as_str(), &req.uri, &req.body, &cnonce);
+            let name = match client.challenge().kind {
+                ChallengeKind::Www => HeaderName::Authorization,
+                ChallengeKind::Proxy => HeaderName::ProxyAuthorization,
+            };
+            req.headers.push(name.clone(), value.clone());
+            added.push((name, value));
+        }
+        added
+    }
+
+    /// Forget every realm (after a failure, start clean).
+    pub fn clear(&mut self) {
+        self.clients.clear();
     }
 }
 

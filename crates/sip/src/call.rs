@@ -15,7 +15,8 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use crate::auth::{Challenge, ChallengeKind, DigestClient, Retry};
+pub use crate::auth::Credentials;
+use crate::auth::DigestSession;
 use crate::dialog::{Dest, Dialog, Transport};
 use crate::message::{HeaderName, Method, Request, Response, reason_phrase};
 use crate::outcome::{HangupBy, Outcome, classify};
@@ -23,22 +24,6 @@ use crate::rng::IdGen;
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription, negotiate};
 use crate::transaction::{ClientTransaction, ResponseAction, TimerAction, TimerConfig};
 use crate::uri::Uri;
-
-/// Username and password for digest challenges.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
 
 /// Everything needed to place one call.
 #[derive(Debug, Clone)]
@@ -230,7 +215,7 @@ pub struct Call {
     invite_auth: Vec<(HeaderName, String)>,
     pending: Vec<Pending>,
     server: Vec<ServerTx>,
-    auth: Vec<DigestClient>,
+    auth: DigestSession,
     invite_auth_rounds: u8,
     session_rounds: u8,
     session_expires: Option<u32>,
@@ -293,7 +278,7 @@ impl Call {
             invite_auth: Vec::new(),
             pending: Vec::new(),
             server: Vec::new(),
-            auth: Vec::new(),
+            auth: DigestSession::default(),
             invite_auth_rounds: 0,
             session_rounds: 0,
             early: Vec::new(),
@@ -1349,66 +1334,22 @@ impl Call {
     /// Add Authorization lines for every realm we hold credentials for (pre-emptive re-use of
     /// the nonce with an incremented nonce count). Returns the lines added.
     fn authorize(&mut self, req: &mut Request) -> Vec<(HeaderName, String)> {
-        let mut added = Vec::new();
-        for client in &mut self.auth {
-            let cnonce = self.ids.token(16);
-            let value = client.authorization(req.method.as_str(), &req.uri, &req.body, &cnonce);
-            let name = match client.challenge().kind {
-                ChallengeKind::Www => HeaderName::Authorization,
-                ChallengeKind::Proxy => HeaderName::ProxyAuthorization,
-            };
-            req.headers.push(name.clone(), value.clone());
-            added.push((name, value));
-        }
-        added
+        self.auth.authorize(req, &mut self.ids)
     }
 
     /// Absorb the challenges of a 401/407. False when we cannot answer (no credentials,
     /// unparsable challenge, or the same nonce was refused again: wrong password).
     fn take_challenges(&mut self, resp: &Response) -> bool {
-        let Some(creds) = self.cfg.credentials.clone() else {
-            return false;
-        };
-        let mut any = false;
-        for (name, kind) in [
-            (HeaderName::WwwAuthenticate, ChallengeKind::Www),
-            (HeaderName::ProxyAuthenticate, ChallengeKind::Proxy),
-        ] {
-            for value in resp.headers.get_all(&name) {
-                let Ok(ch) = Challenge::parse(kind, value) else {
-                    continue;
-                };
-                match self
-                    .auth
-                    .iter_mut()
-                    .find(|c| c.challenge().realm == ch.realm && c.challenge().kind == kind)
-                {
-                    Some(existing) => {
-                        if existing.on_challenge(ch) == Retry::Retry {
-                            any = true;
-                        } else {
-                            return false;
-                        }
-                    }
-                    None => {
-                        self.auth
-                            .push(DigestClient::new(ch, &creds.username, &creds.password));
-                        any = true;
-                    }
-                }
-            }
+        match &self.cfg.credentials {
+            Some(creds) => self.auth.take_challenges(creds, resp),
+            None => false,
         }
-        any
     }
 
     fn hop_for(&self, dialog: &Dialog) -> (Dest, Transport) {
         match dialog.next_hop() {
             Some(uri) => {
-                let transport = match uri.transport().as_deref() {
-                    Some("tcp") => Transport::Tcp,
-                    Some("udp") => Transport::Udp,
-                    _ => self.cfg.transport,
-                };
+                let transport = Transport::of_uri(&uri).unwrap_or(self.cfg.transport);
                 (Dest::from_uri(&uri), transport)
             }
             None => (self.cfg.outbound.clone(), self.cfg.transport),

@@ -21,6 +21,15 @@ impl Transport {
         }
     }
 
+    /// The transport a URI's `;transport=` parameter names (`None`: absent or unsupported).
+    pub fn of_uri(uri: &Uri) -> Option<Transport> {
+        match uri.transport().as_deref() {
+            Some("udp") => Some(Transport::Udp),
+            Some("tcp") => Some(Transport::Tcp),
+            _ => None,
+        }
+    }
+
     /// Retransmissions happen only on unreliable transports.
     pub fn is_reliable(self) -> bool {
         self == Transport::Tcp

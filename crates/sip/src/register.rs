@@ -27,7 +27,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use crate::auth::{Challenge, ChallengeKind, DigestClient, Retry};
+use crate::auth::DigestSession;
 use crate::call::{Credentials, Transmit};
 use crate::dialog::{Dest, Transport};
 use crate::message::{HeaderName, Method, NameAddr, Request, Response};
@@ -146,10 +146,7 @@ impl RegistrationConfig {
         via_host: impl Into<String>,
         via_port: u16,
     ) -> Self {
-        let transport = match registrar.transport().as_deref() {
-            Some("tcp") => Transport::Tcp,
-            _ => Transport::Udp,
-        };
+        let transport = Transport::of_uri(&registrar).unwrap_or(Transport::Udp);
         Self {
             outbound: Dest::from_uri(&registrar),
             registrar,
@@ -219,7 +216,7 @@ pub struct Registration {
     expires: u32,
     state: RegistrationState,
     pending: Option<PendingRegister>,
-    auth: Vec<DigestClient>,
+    auth: DigestSession,
     auth_rounds: u8,
     interval_rounds: u8,
     /// Consecutive failures (drives the back-off); reset by a 2xx.
@@ -246,7 +243,7 @@ impl Registration {
             cseq: 0,
             state: RegistrationState::Registering,
             pending: None,
-            auth: Vec::new(),
+            auth: DigestSession::default(),
             auth_rounds: 0,
             interval_rounds: 0,
             failures: 0,
@@ -431,15 +428,7 @@ impl Registration {
         if let Some(ua) = &self.cfg.user_agent {
             req.headers.push(HeaderName::UserAgent, ua.clone());
         }
-        for client in &mut self.auth {
-            let cnonce = self.ids.token(16);
-            let value = client.authorization("REGISTER", &req.uri, &req.body, &cnonce);
-            let name = match client.challenge().kind {
-                ChallengeKind::Www => HeaderName::Authorization,
-                ChallengeKind::Proxy => HeaderName::ProxyAuthorization,
-            };
-            req.headers.push(name, value);
-        }
+        self.auth.authorize(&mut req, &mut self.ids);
         tracing::trace!(call_id = %self.call_id, seq, expires, "REGISTER");
         let tx =
             ClientTransaction::new(req, self.cfg.transport.is_reliable(), self.cfg.timers, now);
@@ -543,36 +532,10 @@ impl Registration {
     /// Absorb the challenges of a 401/407. False when we cannot answer: no credentials, no
     /// usable challenge, or the nonce we already answered was refused again (wrong password).
     fn take_challenges(&mut self, resp: &Response) -> bool {
-        let Some(creds) = self.cfg.credentials.as_ref() else {
-            return false;
-        };
-        let mut any = false;
-        for (name, kind) in [
-            (HeaderName::WwwAuthenticate, ChallengeKind::Www),
-            (HeaderName::ProxyAuthenticate, ChallengeKind::Proxy),
-        ] {
-            for value in resp.headers.get_all(&name) {
-                let Ok(ch) = Challenge::parse(kind, value) else {
-                    continue;
-                };
-                match self
-                    .auth
-                    .iter_mut()
-                    .find(|c| c.challenge().realm == ch.realm && c.challenge().kind == kind)
-                {
-                    Some(existing) => match existing.on_challenge(ch) {
-                        Retry::Retry => any = true,
-                        Retry::GiveUp => return false,
-                    },
-                    None => {
-                        self.auth
-                            .push(DigestClient::new(ch, &creds.username, &creds.password));
-                        any = true;
-                    }
-                }
-            }
+        match &self.cfg.credentials {
+            Some(creds) => self.auth.take_challenges(creds, resp),
+            None => false,
         }
-        any
     }
 
     fn transmit(&mut self, data: Vec<u8>) {
@@ -729,10 +692,7 @@ impl KeepAliveConfig {
         via_host: impl Into<String>,
         via_port: u16,
     ) -> Self {
-        let transport = match target.transport().as_deref() {
-            Some("tcp") => Transport::Tcp,
-            _ => Transport::Udp,
-        };
+        let transport = Transport::of_uri(&target).unwrap_or(Transport::Udp);
         Self {
             outbound: Dest::from_uri(&target),
             target,
