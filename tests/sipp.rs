@@ -1,10 +1,13 @@
-//! The `dialer call` binary against real peers on loopback.
+//! The `dialer call` and `dialer probe` binary against real peers on loopback.
 //!
 //! SIPp (Debian `sip-tester`) plays the PBX (the UAS) with the scenarios in
 //! `scripts/sipp/`; Kamailio (`scripts/kamailio/kamailio.cfg`) plays a proxy
 //! trunk that challenges with 407 and record-routes. Each test runs one call
 //! over UDP or TCP and checks both sides: the dialer's JSON line and SIPp's
-//! exit status (0 = every call of the scenario succeeded).
+//! exit status (0 = every call of the scenario succeeded). The probe tests
+//! run `dialer probe` against `uas_registrar.xml` (two SIPp calls: the
+//! OPTIONS ping and the registration) or against a UDP socket that never
+//! answers.
 //!
 //! - The dialer binary: `$DIALER_BIN`, else `target/<profile>/dialer` next to
 //!   this test's own executable (`cargo build -p dialer` first).
@@ -13,7 +16,9 @@
 //! - Tests may run in parallel, in threads or processes: every port comes
 //!   from the kernel (bind to port 0, UDP and TCP), is never handed out twice
 //!   by one process, and every child is killed when its guard drops. Each
-//!   test is bounded to about 30 s.
+//!   test is bounded to about 30 s, except those in `mod slow` that wait out
+//!   a protocol timer (`slow::udp_probe_silent_trunk`: ~33 s, bounded at
+//!   50 s; `-E 'not test(/^slow::/)'` skips them).
 //! - On a failure the message carries SIPp's stderr, error log and message
 //!   trace, Kamailio's log and the dialer's stderr (`-v`); the run directory
 //!   under the system temp dir is kept.
@@ -28,11 +33,12 @@ use std::net::{TcpListener, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use md5::{Digest, Md5};
 use serde_json::Value;
 
 /// SIPp's own global bound (-timeout): it gives up, and fails, after this.
@@ -312,7 +318,8 @@ fn tail(text: &str, max: usize) -> &str {
 // ---------------------------------------------------------------------------
 // SIPp
 
-/// One SIPp UAS running a scenario for one call.
+/// One SIPp UAS running a scenario for one call (or `calls` calls: each new
+/// Call-ID it receives starts the scenario again).
 #[derive(Debug)]
 struct Sipp {
     guard: RefCell<Guard>,
@@ -329,9 +336,16 @@ struct Sipp {
 }
 
 impl Sipp {
-    /// Starts `scenario` as a UAS on a free port and waits until it listens.
-    /// A port lost to a race is retried with another one.
+    /// Starts `scenario` as a UAS for one call on a free port and waits until
+    /// it listens.
     fn start(dir: &RunDir, scenario_name: &str, transport: Transport) -> Sipp {
+        Sipp::start_calls(dir, scenario_name, transport, 1)
+    }
+
+    /// Starts `scenario` as a UAS that ends after `calls` calls (`-m`), on a
+    /// free port, and waits until it listens. A port lost to a race is retried
+    /// with another one.
+    fn start_calls(dir: &RunDir, scenario_name: &str, transport: Transport, calls: u32) -> Sipp {
         let sipp = tool("sipp");
         let path = scenario(scenario_name);
         let mut last_failure = String::new();
@@ -354,7 +368,7 @@ impl Sipp {
                 "-ci".into(),
                 "127.0.0.1".into(),
                 "-m".into(),
-                "1".into(),
+                calls.to_string().into(),
                 "-t".into(),
                 transport.sipp_mode().into(),
                 "-timeout".into(),
@@ -574,14 +588,21 @@ impl DialerRun {
 
 /// Runs `dialer call --trunk TRUNK --to 100 --from 200 -v EXTRA...`, bounded.
 fn run_dialer(trunk: &str, extra: &[&str]) -> DialerRun {
-    let bin = dialer_bin();
-    let mut args: Vec<String> = [
+    let args = [
         "call", "--trunk", trunk, "--to", "100", "--from", "200", "-v",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
+    ];
+    run_dialer_with(&args, extra, DIALER_BOUND)
+}
+
+/// Runs `dialer probe --trunk TRUNK -v EXTRA...`, killed after `bound`.
+fn run_probe(trunk: &str, extra: &[&str], bound: Duration) -> DialerRun {
+    run_dialer_with(&["probe", "--trunk", trunk, "-v"], extra, bound)
+}
+
+/// Runs the dialer with `args` then `extra`, killed after `bound`.
+fn run_dialer_with(args: &[&str], extra: &[&str], bound: Duration) -> DialerRun {
+    let bin = dialer_bin();
+    let args: Vec<String> = args.iter().chain(extra).map(|s| s.to_string()).collect();
     let mut cmd = Command::new(&bin);
     cmd.args(&args)
         .stdin(Stdio::null())
@@ -601,7 +622,7 @@ fn run_dialer(trunk: &str, extra: &[&str]) -> DialerRun {
         let _ = err_pipe.read_to_end(&mut buf);
         buf
     });
-    let status = guard.wait_for(DIALER_BOUND);
+    let status = guard.wait_for(bound);
     if status.is_none() {
         guard.stop();
     }
@@ -612,7 +633,7 @@ fn run_dialer(trunk: &str, extra: &[&str]) -> DialerRun {
     if status.is_none() {
         let _ = write!(
             stderr,
-            "\n[sipp.rs] the dialer did not exit within {DIALER_BOUND:?}: killed"
+            "\n[sipp.rs] the dialer did not exit within {bound:?}: killed"
         );
     }
     DialerRun {
@@ -706,9 +727,31 @@ impl Run<'_> {
     }
 
     fn ms(&self, json: &serde_json::Map<String, Value>, key: &str, min: u64, max: u64) {
-        let got = json.get(key).and_then(Value::as_u64).unwrap_or(0);
-        self.check((min..=max).contains(&got), || {
-            format!("{key} = {got}, expected {min}..={max}")
+        self.in_range(json, key, min, max);
+    }
+
+    /// `json[key]` is a whole number in `min..=max`.
+    fn in_range(&self, json: &serde_json::Map<String, Value>, key: &str, min: u64, max: u64) {
+        let got = json.get(key).unwrap_or(&Value::Null);
+        let ok = got.as_u64().is_some_and(|n| (min..=max).contains(&n));
+        self.check(ok, || format!("{key} = {got}, expected {min}..={max}"));
+    }
+
+    /// The dialer exited with `code` and printed one JSON object
+    /// (`dialer probe`: 0 the trunk answered, and registered if asked; 1 not).
+    fn probe_json(&self, code: i32) -> serde_json::Map<String, Value> {
+        let got = self.dialer.status.and_then(|s| s.code());
+        self.check(got == Some(code), || {
+            format!("dialer exit code {got:?}, expected {code}")
+        });
+        self.dialer.json().unwrap_or_else(|e| self.fail(&e))
+    }
+
+    /// `json[key]` is `expected` (`Value::Null`: null or absent).
+    fn field(&self, json: &serde_json::Map<String, Value>, key: &str, expected: Value) {
+        let got = json.get(key).unwrap_or(&Value::Null);
+        self.check(*got == expected, || {
+            format!("{key} is {got}, expected {expected}")
         });
     }
 
@@ -741,68 +784,13 @@ fn sipp_meaning(code: i32) -> &'static str {
 }
 
 // ---------------------------------------------------------------------------
-// Digest check of the 407 scenario (SIPp 3.6.1 cannot verify
-// Proxy-Authorization itself; scripts/sipp/uas_407.xml logs it)
+// Digest check of what the dialer sent: the 407 scenario (SIPp 3.6.1 cannot
+// verify Proxy-Authorization itself; scripts/sipp/uas_407.xml logs it) and
+// the REGISTER requests of `dialer probe` (from SIPp's message trace)
 
-/// MD5 (RFC 1321), for the digest check only.
-fn md5(data: &[u8]) -> [u8; 16] {
-    const S: [u32; 64] = [
-        7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 5, 9, 14, 20, 5, 9, 14, 20, 5,
-        9, 14, 20, 5, 9, 14, 20, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 6, 10,
-        15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
-    ];
-    let k: Vec<u32> = (0..64)
-        .map(|i| ((i as f64 + 1.0).sin().abs() * 4_294_967_296.0) as u32)
-        .collect();
-    let mut msg = data.to_vec();
-    let bit_len = (data.len() as u64).wrapping_mul(8);
-    msg.push(0x80);
-    while msg.len() % 64 != 56 {
-        msg.push(0);
-    }
-    msg.extend_from_slice(&bit_len.to_le_bytes());
-    let (mut a0, mut b0, mut c0, mut d0) = (
-        0x6745_2301u32,
-        0xefcd_ab89u32,
-        0x98ba_dcfeu32,
-        0x1032_5476u32,
-    );
-    for chunk in msg.chunks(64) {
-        let m: Vec<u32> = chunk
-            .chunks(4)
-            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-            .collect();
-        let (mut a, mut b, mut c, mut d) = (a0, b0, c0, d0);
-        for i in 0..64 {
-            let (f, g) = match i / 16 {
-                0 => ((b & c) | (!b & d), i),
-                1 => ((d & b) | (!d & c), (5 * i + 1) % 16),
-                2 => (b ^ c ^ d, (3 * i + 5) % 16),
-                _ => (c ^ (b | !d), (7 * i) % 16),
-            };
-            let f = f.wrapping_add(a).wrapping_add(k[i]).wrapping_add(m[g]);
-            a = d;
-            d = c;
-            c = b;
-            b = b.wrapping_add(f.rotate_left(S[i]));
-        }
-        a0 = a0.wrapping_add(a);
-        b0 = b0.wrapping_add(b);
-        c0 = c0.wrapping_add(c);
-        d0 = d0.wrapping_add(d);
-    }
-    let mut out = [0u8; 16];
-    for (i, word) in [a0, b0, c0, d0].iter().enumerate() {
-        out[i * 4..i * 4 + 4].copy_from_slice(&word.to_le_bytes());
-    }
-    out
-}
-
+/// Lower-case hex MD5 of `text`, for the digest check only.
 fn md5_hex(text: &str) -> String {
-    md5(text.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Md5::digest(text.as_bytes()))
 }
 
 /// The parameters of a `Digest a="b",c=d` credentials value, names lower-cased.
@@ -904,21 +892,206 @@ fn verify_md5_digest(
 }
 
 #[test]
-fn md5_matches_rfc1321_vectors() {
-    assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
-    assert_eq!(md5_hex("abc"), "900150983cd24fb0d6963f7d28e17f72");
-    assert_eq!(
-        md5_hex("12345678901234567890123456789012345678901234567890123456789012345678901234567890"),
-        "57edf4a22be3c955ac49da2e2107b67a"
-    );
-}
-
-#[test]
 fn digest_check_accepts_sipp_credentials() {
     // As SIPp 3.6.1's own UAC answers the uas_407.xml challenge.
     let value = r#"Digest username="alice",realm="sipp.test",cnonce="6b8b4567",nc=00000001,qop=auth,uri="sip:127.0.0.1:21664",nonce="5c1ab7e023883n1",response="2e456f7cc5d369d248428236b8ea891f",algorithm=MD5"#;
     verify_md5_digest(value, "INVITE", "alice", "secret", "sipp.test").unwrap();
     assert!(verify_md5_digest(value, "INVITE", "alice", "wrong", "sipp.test").is_err());
+}
+
+/// The value of parameter `name` of Digest credentials, if present.
+fn digest_param(value: &str, name: &str) -> Option<String> {
+    digest_params(value)
+        .ok()?
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v)
+}
+
+// ---------------------------------------------------------------------------
+// What the peer received
+
+/// A request as it arrived at the peer: its method and headers.
+#[derive(Debug)]
+struct Received {
+    method: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Received {
+    /// Parses the start line and headers of a request; None for a response.
+    fn parse(text: &str) -> Option<Received> {
+        let mut lines = text.lines().map(str::trim_end).skip_while(|l| l.is_empty());
+        let start = lines.next()?;
+        if start.starts_with("SIP/2.0") {
+            return None;
+        }
+        let method = start.split(' ').next()?.to_string();
+        let headers = lines
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+            .collect();
+        Some(Received { method, headers })
+    }
+
+    /// The first header `name` (case-insensitive).
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The number of the CSeq header.
+    fn cseq(&self) -> Option<u32> {
+        self.header("CSeq")?.split_whitespace().next()?.parse().ok()
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "{} Call-ID {:?} CSeq {:?} Expires {:?} Authorization {:?}",
+            self.method,
+            self.header("Call-ID"),
+            self.header("CSeq"),
+            self.header("Expires"),
+            self.header("Authorization")
+        )
+    }
+}
+
+/// The requests SIPp received, in order, from its message trace
+/// (`-trace_msg`); retransmissions (same top Via) are left out.
+fn received_requests(trace: &str) -> Vec<Received> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    // Each message: a line of dashes and a time, "UDP message received [N]
+    // bytes :" (or TCP), a blank line, the message.
+    for block in trace.split("-----------------------------------------------") {
+        let Some((what, message)) = block.split_once(" bytes :") else {
+            continue;
+        };
+        if !what.contains("message received") {
+            continue;
+        }
+        if let Some(req) = Received::parse(message)
+            && seen.insert(req.header("Via").unwrap_or_default().to_string())
+        {
+            out.push(req);
+        }
+    }
+    out
+}
+
+fn summaries(requests: &[&Received]) -> String {
+    requests
+        .iter()
+        .map(|r| format!("\n  {}", r.summary()))
+        .collect()
+}
+
+/// Checks the requests the registrar scenario received from `dialer probe
+/// --register --expires EXPIRES` with `password` (the scenario accepts only
+/// alice/secret): one OPTIONS with its own Call-ID; REGISTER without
+/// credentials, REGISTER with a digest answer, and when `registered` the
+/// un-REGISTER (Expires 0, credentials without a new challenge: same nonce,
+/// nc 2), all with one Call-ID and consecutive CSeq numbers.
+fn check_registrar_trace(run: &Run<'_>, password: &str, expires: &str, registered: bool) {
+    let sipp = run.sipp.expect("a run with SIPp");
+    let requests = received_requests(&read_lossy(&sipp.messages));
+    let options: Vec<&Received> = requests.iter().filter(|r| r.method == "OPTIONS").collect();
+    let registers: Vec<&Received> = requests.iter().filter(|r| r.method == "REGISTER").collect();
+    let want = if registered { 3 } else { 2 };
+    run.check(
+        options.len() == 1 && registers.len() == want && requests.len() == want + 1,
+        || {
+            format!(
+                "SIPp received {} requests, expected one OPTIONS and {want} REGISTER:{}",
+                requests.len(),
+                summaries(&requests.iter().collect::<Vec<_>>())
+            )
+        },
+    );
+    let call_id = registers[0].header("Call-ID");
+    run.check(
+        call_id.is_some() && registers.iter().all(|r| r.header("Call-ID") == call_id),
+        || {
+            format!(
+                "the REGISTER requests do not share one Call-ID:{}",
+                summaries(&registers)
+            )
+        },
+    );
+    run.check(options[0].header("Call-ID") != call_id, || {
+        format!(
+            "the OPTIONS ping has the Call-ID of the registration:{}{}",
+            summaries(&options),
+            summaries(&registers)
+        )
+    });
+    let first = registers[0].cseq().unwrap_or(0);
+    run.check(
+        registers
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.cseq() == Some(first + i as u32)),
+        || format!("CSeq numbers are not consecutive:{}", summaries(&registers)),
+    );
+    run.check(registers[0].header("Authorization").is_none(), || {
+        format!(
+            "the first REGISTER carried credentials unasked:{}",
+            summaries(&registers)
+        )
+    });
+    for r in &registers[..2] {
+        run.check(r.header("Expires") == Some(expires), || {
+            format!(
+                "REGISTER asked for Expires {:?}, expected {expires}",
+                r.header("Expires")
+            )
+        });
+    }
+    // The answer to the 401: the digest of the password given, nc 1.
+    let answer = registers[1].header("Authorization").unwrap_or_default();
+    if let Err(e) = verify_md5_digest(answer, "REGISTER", "alice", password, "sipp.test") {
+        run.fail(&format!(
+            "the REGISTER digest does not verify for alice/{password}: {e}\n{answer}"
+        ));
+    }
+    run.check(
+        digest_param(answer, "nc").as_deref() == Some("00000001"),
+        || {
+            format!(
+                "the first digest answer has nc {:?}, expected 00000001",
+                digest_param(answer, "nc")
+            )
+        },
+    );
+    if !registered {
+        return;
+    }
+    let unregister = registers[2];
+    run.check(unregister.header("Expires") == Some("0"), || {
+        format!(
+            "the un-REGISTER has Expires {:?}, expected 0",
+            unregister.header("Expires")
+        )
+    });
+    let value = unregister.header("Authorization").unwrap_or_default();
+    if let Err(e) = verify_md5_digest(value, "REGISTER", "alice", password, "sipp.test") {
+        run.fail(&format!(
+            "the un-REGISTER digest does not verify: {e}\n{value}"
+        ));
+    }
+    run.check(
+        digest_param(value, "nonce") == digest_param(answer, "nonce")
+            && digest_param(value, "nc").as_deref() == Some("00000002"),
+        || {
+            format!(
+                "the un-REGISTER does not reuse the nonce with nc 00000002:\n  {answer}\n  {value}"
+            )
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1227,6 +1400,162 @@ fn kamailio_no_credentials(name: &str, transport: Transport) {
     );
 }
 
+/// `dialer probe --register` against uas_registrar.xml: OPTIONS answered,
+/// REGISTER challenged (401), answered and granted 60 s, then removed.
+fn probe_register(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    // Two calls for SIPp: the ping and the registration have their own Call-IDs.
+    let sipp = Sipp::start_calls(&dir, "uas_registrar.xml", transport, 2);
+    let dialer = run_probe(
+        &transport.trunk(sipp.port),
+        &[
+            "--user",
+            "alice",
+            "--password",
+            "secret",
+            "--register",
+            "--expires",
+            "300",
+        ],
+        DIALER_BOUND,
+    );
+    sipp.finish();
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.probe_json(0);
+    run.field(&json, "trunk", "up".into());
+    run.field(&json, "options_status", 200.into());
+    run.in_range(&json, "options_ms", 0, 5_000);
+    run.field(&json, "registered", true.into());
+    run.field(&json, "register_status", 200.into());
+    // The scenario grants 60 s (Contact ;expires=60) of the 300 asked for;
+    // the probe reports the seconds left of it.
+    run.in_range(&json, "expires", 50, 60);
+    run.field(&json, "unregistered", true.into());
+    // SIPp verified both digests (<verifyauth>) and the un-REGISTER's Expires: 0.
+    run.sipp_exit(0);
+    check_registrar_trace(&run, "secret", "300", true);
+}
+
+/// The negative control of `probe_register`: the scenario answers a digest
+/// that does not verify with 403 Forbidden (as uas_401.xml does), and a 403 is
+/// final for the dialer (only 401/407 get a new digest), so register_status is
+/// 403. (A registrar that re-challenged instead would end it with 401.)
+fn probe_wrong_password(name: &str, transport: Transport) {
+    let dir = RunDir::new(name);
+    let sipp = Sipp::start_calls(&dir, "uas_registrar.xml", transport, 2);
+    let dialer = run_probe(
+        &transport.trunk(sipp.port),
+        &[
+            "--user",
+            "alice",
+            "--password",
+            "not-the-secret",
+            "--register",
+            "--expires",
+            "300",
+        ],
+        DIALER_BOUND,
+    );
+    sipp.finish();
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.probe_json(1);
+    run.field(&json, "trunk", "up".into());
+    run.field(&json, "options_status", 200.into());
+    run.field(&json, "registered", false.into());
+    run.field(&json, "register_status", 403.into());
+    run.field(&json, "expires", Value::Null);
+    run.field(&json, "unregistered", Value::Null);
+    // The ping succeeded, the registration failed on purpose.
+    run.sipp_exit(1);
+    // No retry after the 403, no un-REGISTER; the digest was computed right,
+    // with the wrong password.
+    check_registrar_trace(&run, "not-the-secret", "300", false);
+}
+
+/// How long `dialer probe` may take against a silent trunk: Timer F (64·T1 =
+/// 32 s) and some slack.
+const SILENT_TRUNK_BOUND: Duration = Duration::from_secs(50);
+
+/// A trunk that takes the ping and never answers: a UDP socket this test
+/// holds open (no ICMP port unreachable), read but never written. No
+/// --register: the OPTIONS transaction times out (Timer F, 32 s), the trunk is
+/// down and the probe exits 1. About 33 s.
+fn probe_silent_trunk(name: &str) {
+    let dir = RunDir::new(name);
+    let silent = UdpSocket::bind("127.0.0.1:0").expect("bind UDP 127.0.0.1:0");
+    let port = silent.local_addr().expect("local_addr").port();
+    silent
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("set_read_timeout");
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = thread::spawn({
+        let stop = Arc::clone(&stop);
+        move || {
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 65_536];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, _)) = silent.recv_from(&mut buf) {
+                    got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+            got
+        }
+    });
+    let dialer = run_probe(&Transport::Udp.trunk(port), &[], SILENT_TRUNK_BOUND);
+    stop.store(true, Ordering::Relaxed);
+    let datagrams = reader.join().unwrap_or_default();
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: None,
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.probe_json(1);
+    run.field(&json, "trunk", "down".into());
+    run.field(&json, "options_status", Value::Null);
+    // Down when the ping's Timer F fired.
+    run.in_range(&json, "options_ms", 31_000, 40_000);
+    for key in ["registered", "register_status", "expires", "unregistered"] {
+        run.field(&json, key, Value::Null);
+    }
+    // The socket got one OPTIONS transaction: the ping and its
+    // retransmissions (Timer E), nothing else.
+    let requests: Vec<Received> = datagrams
+        .iter()
+        .filter_map(|d| Received::parse(d))
+        .collect();
+    let first = requests.first();
+    let same = |r: &Received, name: &str| first.is_some_and(|f| r.header(name) == f.header(name));
+    run.check(
+        datagrams.len() >= 2
+            && requests.len() == datagrams.len()
+            && requests.iter().all(|r| {
+                r.method == "OPTIONS" && same(r, "Call-ID") && same(r, "CSeq") && same(r, "Via")
+            }),
+        || {
+            format!(
+                "the silent trunk received {} datagrams, expected one OPTIONS and its \
+                 retransmissions:\n{}",
+                datagrams.len(),
+                datagrams.join("\n----\n")
+            )
+        },
+    );
+}
+
 /// One #[test] per scenario and transport.
 macro_rules! over_udp_and_tcp {
     ($($scenario:ident),* $(,)?) => {
@@ -1263,4 +1592,16 @@ over_udp_and_tcp!(
     kamailio_auth,
     kamailio_wrong_password,
     kamailio_no_credentials,
+    probe_register,
+    probe_wrong_password,
 );
+
+/// Tests that wait out a protocol timer: each takes over 30 s (skip them with
+/// `cargo nextest run -E 'not test(/^slow::/)'`).
+mod slow {
+    /// About 33 s (Timer F), bounded at 50 s.
+    #[test]
+    fn udp_probe_silent_trunk() {
+        super::probe_silent_trunk("udp_probe_silent_trunk");
+    }
+}

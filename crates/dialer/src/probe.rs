@@ -48,7 +48,11 @@ pub(crate) fn main(runtime: &tokio::runtime::Runtime, args: ProbeArgs) -> ExitCo
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(trunk, args.bind, args.register)) {
+    if args.register && args.expires == 0 {
+        eprintln!("dialer probe: invalid --expires 0: a registration needs a positive expiry");
+        return ExitCode::from(2);
+    }
+    match runtime.block_on(run(trunk, args.bind, args.register, crate::random_seed())) {
         Ok(f) => {
             let ok = f.up == Some(true) && (!args.register || f.registered == Some(true));
             println!(
@@ -80,13 +84,17 @@ async fn run(
     trunk: engine::trunk::Trunk,
     bind: SocketAddr,
     register: bool,
+    seed: u64,
 ) -> anyhow::Result<Findings> {
     let mut driver = SipDriver::bind(DriverConfig {
         transport: TransportConfig {
             bind,
             ..TransportConfig::default()
         },
-        ..DriverConfig::default()
+        endpoint: sip::EndpointConfig {
+            seed,
+            ..sip::EndpointConfig::default()
+        },
     })
     .await
     .with_context(|| format!("cannot bind SIP sockets on {bind}"))?;
@@ -126,7 +134,12 @@ async fn run(
                 registration = Some(h);
                 f.registered = Some(true);
                 f.register_status = Some(200);
-                f.expires = Some(until.saturating_duration_since(Instant::now()).as_secs());
+                f.expires = Some(
+                    until
+                        .saturating_duration_since(Instant::now())
+                        .as_secs_f64()
+                        .round() as u64,
+                );
             }
             AgentEvent::Registration(RegistrationState::Failed { status, .. }) => {
                 f.registered = Some(false);
@@ -146,7 +159,11 @@ async fn run(
                     a,
                     AgentEvent::Registration(RegistrationState::Unregistered),
                 ))) if a == h => {
-                    f.unregistered = Some(true);
+                    let status = match driver.endpoint().agent(h) {
+                        Some(Agent::Registration(r)) => r.unregister_status(),
+                        _ => None,
+                    };
+                    f.unregistered = Some(status.is_some_and(|s| (200..300).contains(&s)));
                     break;
                 }
                 Ok(Some(_)) => {}

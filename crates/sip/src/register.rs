@@ -217,6 +217,7 @@ pub struct Registration {
     state: RegistrationState,
     pending: Option<PendingRegister>,
     auth: DigestSession,
+    unregister_status: Option<u16>,
     auth_rounds: u8,
     interval_rounds: u8,
     /// Consecutive failures (drives the back-off); reset by a 2xx.
@@ -244,6 +245,7 @@ impl Registration {
             state: RegistrationState::Registering,
             pending: None,
             auth: DigestSession::default(),
+            unregister_status: None,
             auth_rounds: 0,
             interval_rounds: 0,
             failures: 0,
@@ -276,6 +278,12 @@ impl Registration {
     /// The Request-URI of our REGISTER requests.
     pub fn request_uri(&self) -> &str {
         &self.request_uri
+    }
+
+    /// Final status of the un-REGISTER once it ended (`None`: timed out, or not ended yet).
+    /// [`RegistrationState::Unregistered`] is reached however it ends; this says how.
+    pub fn unregister_status(&self) -> Option<u16> {
+        self.unregister_status
     }
 
     /// Unregistered and nothing in flight: the agent can be dropped.
@@ -447,7 +455,10 @@ impl Registration {
         let status = resp.status;
         match status {
             200..=299 => match p.purpose {
-                Purpose::Unregister => self.finish_unregister(),
+                Purpose::Unregister => {
+                    self.unregister_status = Some(status);
+                    self.finish_unregister();
+                }
                 Purpose::Register => self.on_registered(now, p, resp),
             },
             401 | 407 => {
@@ -495,6 +506,7 @@ impl Registration {
     fn fail(&mut self, now: Instant, purpose: Purpose, status: Option<u16>, after: Option<u32>) {
         if purpose == Purpose::Unregister {
             // Nothing to retry: the binding expires by itself at the registrar.
+            self.unregister_status = status;
             self.finish_unregister();
             return;
         }
