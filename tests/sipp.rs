@@ -29,7 +29,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Read;
-use std::net::{TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, UdpSocket};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -130,12 +130,14 @@ fn tool(name: &str) -> PathBuf {
 /// Ports this process has handed out; never reused in one process.
 static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
-/// A loopback port free for both UDP and TCP right now, picked by the kernel.
-fn free_port() -> u16 {
+/// A port on the loopback address of `family` free for both UDP and TCP right
+/// now, picked by the kernel.
+fn free_port(family: Family) -> u16 {
+    let ip = family.loopback();
     for _ in 0..200 {
-        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind UDP 127.0.0.1:0");
+        let udp = UdpSocket::bind((ip, 0)).unwrap_or_else(|e| panic!("bind UDP [{ip}]:0: {e}"));
         let port = udp.local_addr().expect("local_addr").port();
-        let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)) else {
+        let Ok(tcp) = TcpListener::bind((ip, port)) else {
             continue;
         };
         let mut seen = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
@@ -144,7 +146,7 @@ fn free_port() -> u16 {
             return port;
         }
     }
-    panic!("no free loopback port (UDP+TCP) found");
+    panic!("no free loopback port (UDP+TCP) found on {ip}");
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,33 +155,119 @@ enum Transport {
     Tcp,
 }
 
-impl Transport {
-    fn sipp_mode(self) -> &'static str {
+/// Which loopback address a run uses: 127.0.0.1 or ::1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    fn loopback(self) -> IpAddr {
         match self {
+            Family::V4 => Ipv4Addr::LOCALHOST.into(),
+            Family::V6 => Ipv6Addr::LOCALHOST.into(),
+        }
+    }
+
+    /// The loopback address as the host of a SIP URI or socket address.
+    fn uri_host(self) -> &'static str {
+        match self {
+            Family::V4 => "127.0.0.1",
+            Family::V6 => "[::1]",
+        }
+    }
+}
+
+/// The transport and address family of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Net {
+    transport: Transport,
+    family: Family,
+}
+
+impl Net {
+    const UDP: Net = Net::new(Transport::Udp, Family::V4);
+    const TCP: Net = Net::new(Transport::Tcp, Family::V4);
+    const UDP6: Net = Net::new(Transport::Udp, Family::V6);
+    const TCP6: Net = Net::new(Transport::Tcp, Family::V6);
+
+    const fn new(transport: Transport, family: Family) -> Net {
+        Net { transport, family }
+    }
+
+    fn sipp_mode(self) -> &'static str {
+        match self.transport {
             Transport::Udp => "u1",
             Transport::Tcp => "t1",
         }
     }
 
     fn trunk(self, port: u16) -> String {
-        match self {
-            Transport::Udp => format!("sip:127.0.0.1:{port}"),
-            Transport::Tcp => format!("sip:127.0.0.1:{port};transport=tcp"),
+        let host = self.family.uri_host();
+        match self.transport {
+            Transport::Udp => format!("sip:{host}:{port}"),
+            Transport::Tcp => format!("sip:{host}:{port};transport=tcp"),
+        }
+    }
+
+    /// The dialer's `--bind` for this family: none over IPv4 (its default,
+    /// 127.0.0.1:0, stays covered), `[::1]:0` over IPv6.
+    fn bind_args(self) -> &'static [&'static str] {
+        match self.family {
+            Family::V4 => &[],
+            Family::V6 => &["--bind", "[::1]:0"],
         }
     }
 }
 
-/// Whether something has 127.0.0.1:`port` bound: UDP, or TCP in LISTEN.
-/// Read from /proc/net so that checking never takes the port from the server.
-fn is_bound(port: u16, transport: Transport) -> bool {
-    let (file, listen_only) = match transport {
-        Transport::Udp => ("/proc/net/udp", false),
-        Transport::Tcp => ("/proc/net/tcp", true),
+/// Whether ::1 can be bound. Only a machine without it (AddrNotAvailable)
+/// says no, with a message; any other failure fails the test.
+fn ipv6_loopback_available(test: &str) -> bool {
+    match UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)) {
+        Ok(_) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            eprintln!(
+                "[sipp.rs] {test}: NOT RUN: this machine has no IPv6 loopback \
+                 (binding UDP [::1]:0: {e}); the IPv6 tests need ::1"
+            );
+            false
+        }
+        Err(e) => panic!("{test}: cannot bind UDP [::1]:0 to check for IPv6 loopback: {e}"),
+    }
+}
+
+/// Whether something has `port` bound on the loopback address of `net`: UDP,
+/// or TCP in LISTEN. Read from /proc/net so that checking never takes the
+/// port from the server.
+fn is_bound(port: u16, net: Net) -> bool {
+    let (file, listen_only) = match net {
+        Net {
+            transport: Transport::Udp,
+            family: Family::V4,
+        } => ("/proc/net/udp", false),
+        Net {
+            transport: Transport::Tcp,
+            family: Family::V4,
+        } => ("/proc/net/tcp", true),
+        Net {
+            transport: Transport::Udp,
+            family: Family::V6,
+        } => ("/proc/net/udp6", false),
+        Net {
+            transport: Transport::Tcp,
+            family: Family::V6,
+        } => ("/proc/net/tcp6", true),
     };
     let Ok(table) = fs::read_to_string(file) else {
         return false;
     };
-    let local = format!("0100007F:{port:04X}");
+    // The address as /proc/net shows it: 32-bit words in host (little-endian) order.
+    let addr = match net.family {
+        Family::V4 => "0100007F",
+        Family::V6 => "00000000000000000000000001000000",
+    };
+    let local = format!("{addr}:{port:04X}");
     table.lines().skip(1).any(|line| {
         let cols: Vec<&str> = line.split_whitespace().collect();
         cols.len() > 3 && cols[1] == local && (!listen_only || cols[3] == "0A")
@@ -325,6 +413,7 @@ struct Sipp {
     guard: RefCell<Guard>,
     /// Set when SIPp had to be stopped: it did not finish by itself.
     overran: Cell<bool>,
+    net: Net,
     port: u16,
     scenario: String,
     args: Vec<OsString>,
@@ -336,21 +425,21 @@ struct Sipp {
 }
 
 impl Sipp {
-    /// Starts `scenario` as a UAS for one call on a free port and waits until
-    /// it listens.
-    fn start(dir: &RunDir, scenario_name: &str, transport: Transport) -> Sipp {
-        Sipp::start_calls(dir, scenario_name, transport, 1)
+    /// Starts `scenario` as a UAS for one call on a free port of the loopback
+    /// address of `net` and waits until it listens.
+    fn start(dir: &RunDir, scenario_name: &str, net: Net) -> Sipp {
+        Sipp::start_calls(dir, scenario_name, net, 1)
     }
 
     /// Starts `scenario` as a UAS that ends after `calls` calls (`-m`), on a
-    /// free port, and waits until it listens. A port lost to a race is retried
-    /// with another one.
-    fn start_calls(dir: &RunDir, scenario_name: &str, transport: Transport, calls: u32) -> Sipp {
+    /// free port of the loopback address of `net`, and waits until it
+    /// listens. A port lost to a race is retried with another one.
+    fn start_calls(dir: &RunDir, scenario_name: &str, net: Net, calls: u32) -> Sipp {
         let sipp = tool("sipp");
         let path = scenario(scenario_name);
         let mut last_failure = String::new();
         for attempt in 0..3 {
-            let port = free_port();
+            let port = free_port(net.family);
             let tag = format!("sipp{attempt}");
             let screen = dir.path(&format!("{tag}.screen"));
             let stderr = dir.path(&format!("{tag}.stderr"));
@@ -361,16 +450,18 @@ impl Sipp {
                 "-sf".into(),
                 path.clone().into(),
                 "-i".into(),
-                "127.0.0.1".into(),
+                net.family.loopback().to_string().into(),
                 "-p".into(),
                 port.to_string().into(),
                 "-bind_local".into(),
+                // The control socket stays on 127.0.0.1: with `-ci ::1` SIPp cannot
+                // bind it ("Address family not supported by protocol").
                 "-ci".into(),
                 "127.0.0.1".into(),
                 "-m".into(),
                 calls.to_string().into(),
                 "-t".into(),
-                transport.sipp_mode().into(),
+                net.sipp_mode().into(),
                 "-timeout".into(),
                 format!("{SIPP_TIMEOUT_S}s").into(),
                 "-timeout_error".into(),
@@ -394,10 +485,11 @@ impl Sipp {
             let mut guard = Guard::spawn("sipp", cmd);
             let deadline = Instant::now() + READY_BOUND;
             loop {
-                if is_bound(port, transport) {
+                if is_bound(port, net) {
                     return Sipp {
                         guard: RefCell::new(guard),
                         overran: Cell::new(false),
+                        net,
                         port,
                         scenario: scenario_name.to_string(),
                         args,
@@ -438,9 +530,11 @@ impl Sipp {
     fn report(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "--- SIPp {} on 127.0.0.1:{} (exit: {:?})\nargs: {:?}",
+            "--- SIPp {} on {}:{} ({:?}) (exit: {:?})\nargs: {:?}",
             self.scenario,
+            self.net.family.uri_host(),
             self.port,
+            self.net.transport,
             self.guard.borrow().status,
             self.args
         );
@@ -482,7 +576,7 @@ impl Kamailio {
         let cfg = kamailio_cfg();
         let mut last_failure = String::new();
         for attempt in 0..3 {
-            let port = free_port();
+            let port = free_port(Family::V4);
             let run = dir.path(&format!("kamailio{attempt}"));
             fs::create_dir_all(&run).expect("create kamailio run dir");
             let stderr = dir.path(&format!("kamailio{attempt}.stderr"));
@@ -507,7 +601,7 @@ impl Kamailio {
             let mut guard = Guard::spawn("kamailio", cmd);
             let deadline = Instant::now() + READY_BOUND;
             loop {
-                if is_bound(port, Transport::Udp) && is_bound(port, Transport::Tcp) {
+                if is_bound(port, Net::UDP) && is_bound(port, Net::TCP) {
                     return Kamailio {
                         guard,
                         port,
@@ -586,23 +680,37 @@ impl DialerRun {
     }
 }
 
-/// Runs `dialer call --trunk TRUNK --to 100 --from 200 -v EXTRA...`, bounded.
-fn run_dialer(trunk: &str, extra: &[&str]) -> DialerRun {
+/// Runs `dialer call --trunk TRUNK --to 100 --from 200 -v [--bind ..] EXTRA...`
+/// against the trunk on loopback `port` of `net`, bounded.
+fn run_dialer(net: Net, port: u16, extra: &[&str]) -> DialerRun {
+    let trunk = net.trunk(port);
     let args = [
-        "call", "--trunk", trunk, "--to", "100", "--from", "200", "-v",
+        "call", "--trunk", &trunk, "--to", "100", "--from", "200", "-v",
     ];
-    run_dialer_with(&args, extra, DIALER_BOUND)
+    run_dialer_with(&args, net.bind_args(), extra, DIALER_BOUND)
 }
 
-/// Runs `dialer probe --trunk TRUNK -v EXTRA...`, killed after `bound`.
-fn run_probe(trunk: &str, extra: &[&str], bound: Duration) -> DialerRun {
-    run_dialer_with(&["probe", "--trunk", trunk, "-v"], extra, bound)
+/// Runs `dialer probe --trunk TRUNK -v [--bind ..] EXTRA...` against the trunk
+/// on loopback `port` of `net`, killed after `bound`.
+fn run_probe(net: Net, port: u16, extra: &[&str], bound: Duration) -> DialerRun {
+    let trunk = net.trunk(port);
+    run_dialer_with(
+        &["probe", "--trunk", &trunk, "-v"],
+        net.bind_args(),
+        extra,
+        bound,
+    )
 }
 
-/// Runs the dialer with `args` then `extra`, killed after `bound`.
-fn run_dialer_with(args: &[&str], extra: &[&str], bound: Duration) -> DialerRun {
+/// Runs the dialer with `args`, `bind` then `extra`, killed after `bound`.
+fn run_dialer_with(args: &[&str], bind: &[&str], extra: &[&str], bound: Duration) -> DialerRun {
     let bin = dialer_bin();
-    let args: Vec<String> = args.iter().chain(extra).map(|s| s.to_string()).collect();
+    let args: Vec<String> = args
+        .iter()
+        .chain(bind)
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
     let mut cmd = Command::new(&bin);
     cmd.args(&args)
         .stdin(Stdio::null())
@@ -1097,237 +1205,214 @@ fn check_registrar_trace(run: &Run<'_>, password: &str, expires: &str, registere
 // ---------------------------------------------------------------------------
 // The scenarios
 
-/// Starts SIPp with `scenario`, runs the dialer against it and returns both.
-fn call(
-    dir: &RunDir,
+/// Starts SIPp with `scenario_name` for `calls` calls on the loopback address
+/// of `net`, runs `dial` (given SIPp's port) against it, waits for SIPp to
+/// finish and hands the whole run to `check`.
+fn with_sipp(
+    name: &str,
+    net: Net,
     scenario_name: &str,
-    transport: Transport,
-    extra: &[&str],
-) -> (Sipp, DialerRun) {
-    let sipp = Sipp::start(dir, scenario_name, transport);
-    let dialer = run_dialer(&transport.trunk(sipp.port), extra);
+    calls: u32,
+    dial: impl FnOnce(u16) -> DialerRun,
+    check: impl FnOnce(&Run<'_>),
+) {
+    let dir = RunDir::new(name);
+    let sipp = Sipp::start_calls(&dir, scenario_name, net, calls);
+    let dialer = dial(sipp.port);
     sipp.finish();
-    (sipp, dialer)
-}
-
-fn answer_bye_them(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    let (sipp, dialer) = call(&dir, "uas_answer_bye_them.xml", transport, &[]);
-    let run = Run {
+    check(&Run {
         name,
         dir: &dir,
         sipp: Some(&sipp),
         kamailio: None,
         dialer: &dialer,
-    };
-    let json = run.json("answered", 200);
-    run.reason(&json, "OK");
-    run.hangup_by(&json, Some("them"));
-    // SIPp pauses 1 s between the ACK and its BYE.
-    run.ms(&json, "duration_ms", 800, 10_000);
-    run.sipp_exit(0);
-}
-
-fn answer_bye_us(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    let (sipp, dialer) = call(
-        &dir,
-        "uas_answer_bye_us.xml",
-        transport,
-        &["--hangup-after", "1"],
-    );
-    let run = Run {
-        name,
-        dir: &dir,
-        sipp: Some(&sipp),
-        kamailio: None,
-        dialer: &dialer,
-    };
-    let json = run.json("answered", 200);
-    run.reason(&json, "OK");
-    run.hangup_by(&json, Some("us"));
-    run.ms(&json, "duration_ms", 800, 5_000);
-    run.sipp_exit(0);
-}
-
-fn busy(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    let (sipp, dialer) = call(&dir, "uas_busy.xml", transport, &[]);
-    let run = Run {
-        name,
-        dir: &dir,
-        sipp: Some(&sipp),
-        kamailio: None,
-        dialer: &dialer,
-    };
-    let json = run.json("busy", 486);
-    run.reason(&json, "Busy Here");
-    run.hangup_by(&json, None);
-    run.sipp_exit(0);
-}
-
-fn no_answer(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    let (sipp, dialer) = call(
-        &dir,
-        "uas_no_answer.xml",
-        transport,
-        &["--ring-timeout", "2"],
-    );
-    let run = Run {
-        name,
-        dir: &dir,
-        sipp: Some(&sipp),
-        kamailio: None,
-        dialer: &dialer,
-    };
-    let json = run.json("no_answer", 487);
-    run.reason(&json, "Request Terminated");
-    run.hangup_by(&json, None);
-    run.check(dialer.elapsed >= Duration::from_millis(1_800), || {
-        format!(
-            "the dialer gave up after {:?}, before its 2 s ring timeout",
-            dialer.elapsed
-        )
     });
-    run.sipp_exit(0);
 }
 
-fn not_found(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    let (sipp, dialer) = call(&dir, "uas_404.xml", transport, &[]);
-    let run = Run {
-        name,
-        dir: &dir,
-        sipp: Some(&sipp),
-        kamailio: None,
-        dialer: &dialer,
-    };
-    let json = run.json("invalid_number", 404);
-    run.reason(&json, "Not Found");
-    run.hangup_by(&json, None);
-    run.sipp_exit(0);
+/// One `dialer call` against one SIPp scenario, and what the dialer's JSON
+/// and SIPp's exit status must say.
+#[derive(Debug, Clone, Copy)]
+struct CallCase {
+    scenario: &'static str,
+    /// Extra `dialer call` arguments.
+    args: &'static [&'static str],
+    outcome: &'static str,
+    sip_status: u64,
+    /// The reason phrase, where checked.
+    reason: Option<&'static str>,
+    /// Always checked: None means null.
+    hangup_by: Option<&'static str>,
+    /// A timing of the JSON that must lie in `min..=max` ms: (key, min, max).
+    ms: Option<(&'static str, u64, u64)>,
+    /// The dialer may not exit before this, and why (a timer it waits out).
+    min_elapsed: Option<(Duration, &'static str)>,
+    /// SIPp's exit code (0: the call succeeded; 1: it failed).
+    sipp_exit: i32,
 }
 
-fn auth_401(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    let (sipp, dialer) = call(
-        &dir,
-        "uas_401.xml",
-        transport,
-        &["--user", "alice", "--password", "secret"],
-    );
-    let run = Run {
-        name,
-        dir: &dir,
-        sipp: Some(&sipp),
-        kamailio: None,
-        dialer: &dialer,
-    };
-    let json = run.json("answered", 200);
-    run.hangup_by(&json, Some("them"));
-    // SIPp verified the digest (<verifyauth>); a wrong one gets 403 and exit 1.
-    run.sipp_exit(0);
-}
+impl CallCase {
+    /// `scenario` run with `args`, ending in `outcome`/`sip_status` with
+    /// `hangup_by`; no reason or timing checks, SIPp exits 0.
+    const fn new(
+        scenario: &'static str,
+        args: &'static [&'static str],
+        outcome: &'static str,
+        sip_status: u64,
+        hangup_by: Option<&'static str>,
+    ) -> CallCase {
+        CallCase {
+            scenario,
+            args,
+            outcome,
+            sip_status,
+            reason: None,
+            hangup_by,
+            ms: None,
+            min_elapsed: None,
+            sipp_exit: 0,
+        }
+    }
 
-/// The negative control of `auth_401`: SIPp's digest check really rejects.
-fn auth_401_wrong_password(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    let (sipp, dialer) = call(
-        &dir,
-        "uas_401.xml",
-        transport,
-        &["--user", "alice", "--password", "not-the-secret"],
-    );
-    let run = Run {
-        name,
-        dir: &dir,
-        sipp: Some(&sipp),
-        kamailio: None,
-        dialer: &dialer,
-    };
-    let json = run.json("rejected", 403);
-    run.hangup_by(&json, None);
-    // uas_401.xml stops the call as failed after a digest that does not verify.
-    run.sipp_exit(1);
-}
+    fn run(self, name: &str, net: Net) {
+        self.run_then(name, net, |_| {});
+    }
 
-fn auth_407(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    let (sipp, dialer) = call(
-        &dir,
-        "uas_407.xml",
-        transport,
-        &["--user", "alice", "--password", "secret"],
-    );
-    let run = Run {
-        name,
-        dir: &dir,
-        sipp: Some(&sipp),
-        kamailio: None,
-        dialer: &dialer,
-    };
-    let json = run.json("answered", 200);
-    run.hangup_by(&json, Some("them"));
-    run.sipp_exit(0);
-    // The scenario logged the Proxy-Authorization it got; check the digest.
-    let log = read_lossy(&sipp.log);
-    let line = log
-        .lines()
-        .find_map(|l| l.split_once("PROXY-AUTHORIZATION method=INVITE value="))
-        .map(|(_, v)| v.trim().to_string());
-    let Some(value) = line else {
-        run.fail("SIPp logged no Proxy-Authorization line");
-    };
-    if let Err(e) = verify_md5_digest(&value, "INVITE", "alice", "secret", "sipp.test") {
-        run.fail(&format!(
-            "the Proxy-Authorization digest does not verify: {e}\n{value}"
-        ));
+    /// Runs the case, checks it, then runs the `more` checks.
+    fn run_then(self, name: &str, net: Net, more: impl FnOnce(&Run<'_>)) {
+        let dial = |port| run_dialer(net, port, self.args);
+        with_sipp(name, net, self.scenario, 1, dial, |run| {
+            let json = run.json(self.outcome, self.sip_status);
+            if let Some(reason) = self.reason {
+                run.reason(&json, reason);
+            }
+            run.hangup_by(&json, self.hangup_by);
+            if let Some((key, min, max)) = self.ms {
+                run.ms(&json, key, min, max);
+            }
+            if let Some((min, why)) = self.min_elapsed {
+                let elapsed = run.dialer.elapsed;
+                run.check(elapsed >= min, || {
+                    format!("the dialer gave up after {elapsed:?}, before {why}")
+                });
+            }
+            run.sipp_exit(self.sipp_exit);
+            more(run);
+        });
     }
 }
 
-fn early_media_183(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    let (sipp, dialer) = call(&dir, "uas_183_early.xml", transport, &[]);
-    let run = Run {
-        name,
-        dir: &dir,
-        sipp: Some(&sipp),
-        kamailio: None,
-        dialer: &dialer,
-    };
-    let json = run.json("answered", 200);
-    run.hangup_by(&json, Some("them"));
-    // The 183 rings for 1 s before the 200: setup includes it.
-    run.ms(&json, "setup_ms", 800, 10_000);
-    run.sipp_exit(0);
+const ALICE: &[&str] = &["--user", "alice", "--password", "secret"];
+const ALICE_WRONG: &[&str] = &["--user", "alice", "--password", "not-the-secret"];
+
+fn answer_bye_them(name: &str, net: Net) {
+    CallCase {
+        reason: Some("OK"),
+        // SIPp pauses 1 s between the ACK and its BYE.
+        ms: Some(("duration_ms", 800, 10_000)),
+        ..CallCase::new(
+            "uas_answer_bye_them.xml",
+            &[],
+            "answered",
+            200,
+            Some("them"),
+        )
+    }
+    .run(name, net);
 }
 
-fn reinvite(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    let (sipp, dialer) = call(&dir, "uas_reinvite.xml", transport, &[]);
-    let run = Run {
-        name,
-        dir: &dir,
-        sipp: Some(&sipp),
-        kamailio: None,
-        dialer: &dialer,
-    };
-    let json = run.json("answered", 200);
-    run.hangup_by(&json, Some("them"));
-    // SIPp checked the 200 to its re-INVITE carried SDP.
-    run.sipp_exit(0);
+fn answer_bye_us(name: &str, net: Net) {
+    let args = &["--hangup-after", "1"];
+    CallCase {
+        reason: Some("OK"),
+        ms: Some(("duration_ms", 800, 5_000)),
+        ..CallCase::new("uas_answer_bye_us.xml", args, "answered", 200, Some("us"))
+    }
+    .run(name, net);
 }
 
-/// Through Kamailio (407 challenge, record-route) to a SIPp UAS.
-fn kamailio_auth(name: &str, transport: Transport) {
+fn busy(name: &str, net: Net) {
+    CallCase {
+        reason: Some("Busy Here"),
+        ..CallCase::new("uas_busy.xml", &[], "busy", 486, None)
+    }
+    .run(name, net);
+}
+
+fn no_answer(name: &str, net: Net) {
+    let args = &["--ring-timeout", "2"];
+    CallCase {
+        reason: Some("Request Terminated"),
+        min_elapsed: Some((Duration::from_millis(1_800), "its 2 s ring timeout")),
+        ..CallCase::new("uas_no_answer.xml", args, "no_answer", 487, None)
+    }
+    .run(name, net);
+}
+
+fn not_found(name: &str, net: Net) {
+    CallCase {
+        reason: Some("Not Found"),
+        ..CallCase::new("uas_404.xml", &[], "invalid_number", 404, None)
+    }
+    .run(name, net);
+}
+
+/// SIPp verifies the digest (<verifyauth>); a wrong one gets 403 and exit 1.
+fn auth_401(name: &str, net: Net) {
+    CallCase::new("uas_401.xml", ALICE, "answered", 200, Some("them")).run(name, net);
+}
+
+/// The negative control of `auth_401`: SIPp's digest check really rejects,
+/// and uas_401.xml stops the call as failed after a digest that does not
+/// verify.
+fn auth_401_wrong_password(name: &str, net: Net) {
+    CallCase {
+        sipp_exit: 1,
+        ..CallCase::new("uas_401.xml", ALICE_WRONG, "rejected", 403, None)
+    }
+    .run(name, net);
+}
+
+fn auth_407(name: &str, net: Net) {
+    let case = CallCase::new("uas_407.xml", ALICE, "answered", 200, Some("them"));
+    case.run_then(name, net, |run| {
+        // The scenario logged the Proxy-Authorization it got; check the digest.
+        let log = read_lossy(&run.sipp.expect("a run with SIPp").log);
+        let line = log
+            .lines()
+            .find_map(|l| l.split_once("PROXY-AUTHORIZATION method=INVITE value="))
+            .map(|(_, v)| v.trim().to_string());
+        let Some(value) = line else {
+            run.fail("SIPp logged no Proxy-Authorization line");
+        };
+        if let Err(e) = verify_md5_digest(&value, "INVITE", "alice", "secret", "sipp.test") {
+            run.fail(&format!(
+                "the Proxy-Authorization digest does not verify: {e}\n{value}"
+            ));
+        }
+    });
+}
+
+fn early_media_183(name: &str, net: Net) {
+    CallCase {
+        // The 183 rings for 1 s before the 200: setup includes it.
+        ms: Some(("setup_ms", 800, 10_000)),
+        ..CallCase::new("uas_183_early.xml", &[], "answered", 200, Some("them"))
+    }
+    .run(name, net);
+}
+
+/// SIPp checks that the 200 to its re-INVITE carried SDP.
+fn reinvite(name: &str, net: Net) {
+    CallCase::new("uas_reinvite.xml", &[], "answered", 200, Some("them")).run(name, net);
+}
+
+/// Through Kamailio (407 challenge, record-route) to a SIPp UAS. IPv4 only:
+/// scripts/kamailio/kamailio.cfg listens on 127.0.0.1.
+fn kamailio_auth(name: &str, net: Net) {
     let dir = RunDir::new(name);
-    let backend = Sipp::start(&dir, "uas_kamailio_backend.xml", transport);
+    let backend = Sipp::start(&dir, "uas_kamailio_backend.xml", net);
     let kamailio = Kamailio::start(&dir, backend.port);
-    let dialer = run_dialer(
-        &transport.trunk(kamailio.port),
-        &["--user", "alice", "--password", "secret"],
-    );
+    let dialer = run_dialer(net, kamailio.port, ALICE);
     backend.finish();
     let run = Run {
         name,
@@ -1342,15 +1427,14 @@ fn kamailio_auth(name: &str, transport: Transport) {
     run.sipp_exit(0);
 }
 
-/// Kamailio keeps challenging a wrong password: the final status is 407.
-fn kamailio_wrong_password(name: &str, transport: Transport) {
+/// Kamailio with no back end (nothing may get past the proxy; its port stays
+/// unused) keeps challenging the dialer run with `args`: the final status is
+/// 407 and the call is not answered (`answered_means` says what an answer
+/// would mean).
+fn kamailio_challenged(name: &str, net: Net, args: &[&str], answered_means: &str) {
     let dir = RunDir::new(name);
-    // No back end: nothing may get past the proxy. Its port stays unused.
-    let kamailio = Kamailio::start(&dir, free_port());
-    let dialer = run_dialer(
-        &transport.trunk(kamailio.port),
-        &["--user", "alice", "--password", "not-the-secret"],
-    );
+    let kamailio = Kamailio::start(&dir, free_port(Family::V4));
+    let dialer = run_dialer(net, kamailio.port, args);
     let run = Run {
         name,
         dir: &dir,
@@ -1365,7 +1449,7 @@ fn kamailio_wrong_password(name: &str, transport: Transport) {
     let json = dialer.json().unwrap_or_else(|e| run.fail(&e));
     run.check(
         json.get("outcome").and_then(Value::as_str) != Some("answered"),
-        || "a wrong password was answered".into(),
+        || answered_means.into(),
     );
     run.check(
         json.get("sip_status").and_then(Value::as_u64) == Some(407),
@@ -1373,115 +1457,72 @@ fn kamailio_wrong_password(name: &str, transport: Transport) {
     );
 }
 
+/// Kamailio keeps challenging a wrong password: the final status is 407.
+fn kamailio_wrong_password(name: &str, net: Net) {
+    kamailio_challenged(name, net, ALICE_WRONG, "a wrong password was answered");
+}
+
 /// No credentials at all: the dialer cannot answer the challenge, 407.
-fn kamailio_no_credentials(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    let kamailio = Kamailio::start(&dir, free_port());
-    let dialer = run_dialer(&transport.trunk(kamailio.port), &[]);
-    let run = Run {
-        name,
-        dir: &dir,
-        sipp: None,
-        kamailio: Some(&kamailio),
-        dialer: &dialer,
-    };
-    let code = dialer.status.and_then(|s| s.code());
-    run.check(code == Some(0), || {
-        format!("dialer exit code {code:?}, expected 0")
-    });
-    let json = dialer.json().unwrap_or_else(|e| run.fail(&e));
-    run.check(
-        json.get("outcome").and_then(Value::as_str) != Some("answered"),
-        || "answered without credentials".into(),
-    );
-    run.check(
-        json.get("sip_status").and_then(Value::as_u64) == Some(407),
-        || format!("sip_status {:?}, expected 407", json.get("sip_status")),
-    );
+fn kamailio_no_credentials(name: &str, net: Net) {
+    kamailio_challenged(name, net, &[], "answered without credentials");
+}
+
+/// `dialer probe --user alice --password PASSWORD --register --expires 300`
+/// against uas_registrar.xml (two calls for SIPp: the ping and the
+/// registration have their own Call-IDs), then `check`.
+fn probe_registrar(name: &str, net: Net, password: &str, check: impl FnOnce(&Run<'_>)) {
+    let args = [
+        "--user",
+        "alice",
+        "--password",
+        password,
+        "--register",
+        "--expires",
+        "300",
+    ];
+    let dial = |port| run_probe(net, port, &args, DIALER_BOUND);
+    with_sipp(name, net, "uas_registrar.xml", 2, dial, check);
 }
 
 /// `dialer probe --register` against uas_registrar.xml: OPTIONS answered,
 /// REGISTER challenged (401), answered and granted 60 s, then removed.
-fn probe_register(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    // Two calls for SIPp: the ping and the registration have their own Call-IDs.
-    let sipp = Sipp::start_calls(&dir, "uas_registrar.xml", transport, 2);
-    let dialer = run_probe(
-        &transport.trunk(sipp.port),
-        &[
-            "--user",
-            "alice",
-            "--password",
-            "secret",
-            "--register",
-            "--expires",
-            "300",
-        ],
-        DIALER_BOUND,
-    );
-    sipp.finish();
-    let run = Run {
-        name,
-        dir: &dir,
-        sipp: Some(&sipp),
-        kamailio: None,
-        dialer: &dialer,
-    };
-    let json = run.probe_json(0);
-    run.field(&json, "trunk", "up".into());
-    run.field(&json, "options_status", 200.into());
-    run.in_range(&json, "options_ms", 0, 5_000);
-    run.field(&json, "registered", true.into());
-    run.field(&json, "register_status", 200.into());
-    // The scenario grants 60 s (Contact ;expires=60) of the 300 asked for;
-    // the probe reports the seconds left of it.
-    run.in_range(&json, "expires", 50, 60);
-    run.field(&json, "unregistered", true.into());
-    // SIPp verified both digests (<verifyauth>) and the un-REGISTER's Expires: 0.
-    run.sipp_exit(0);
-    check_registrar_trace(&run, "secret", "300", true);
+fn probe_register(name: &str, net: Net) {
+    probe_registrar(name, net, "secret", |run| {
+        let json = run.probe_json(0);
+        run.field(&json, "trunk", "up".into());
+        run.field(&json, "options_status", 200.into());
+        run.in_range(&json, "options_ms", 0, 5_000);
+        run.field(&json, "registered", true.into());
+        run.field(&json, "register_status", 200.into());
+        // The scenario grants 60 s (Contact ;expires=60) of the 300 asked for;
+        // the probe reports the seconds left of it.
+        run.in_range(&json, "expires", 50, 60);
+        run.field(&json, "unregistered", true.into());
+        // SIPp verified both digests (<verifyauth>) and the un-REGISTER's Expires: 0.
+        run.sipp_exit(0);
+        check_registrar_trace(run, "secret", "300", true);
+    });
 }
 
 /// The negative control of `probe_register`: the scenario answers a digest
 /// that does not verify with 403 Forbidden (as uas_401.xml does), and a 403 is
 /// final for the dialer (only 401/407 get a new digest), so register_status is
 /// 403. (A registrar that re-challenged instead would end it with 401.)
-fn probe_wrong_password(name: &str, transport: Transport) {
-    let dir = RunDir::new(name);
-    let sipp = Sipp::start_calls(&dir, "uas_registrar.xml", transport, 2);
-    let dialer = run_probe(
-        &transport.trunk(sipp.port),
-        &[
-            "--user",
-            "alice",
-            "--password",
-            "not-the-secret",
-            "--register",
-            "--expires",
-            "300",
-        ],
-        DIALER_BOUND,
-    );
-    sipp.finish();
-    let run = Run {
-        name,
-        dir: &dir,
-        sipp: Some(&sipp),
-        kamailio: None,
-        dialer: &dialer,
-    };
-    let json = run.probe_json(1);
-    run.field(&json, "trunk", "up".into());
-    run.field(&json, "options_status", 200.into());
-    run.field(&json, "registered", false.into());
-    run.field(&json, "register_status", 403.into());
-    run.field(&json, "expires", Value::Null);
-    run.field(&json, "unregistered", Value::Null);
-    // The ping succeeded, the registration failed on purpose.
-    run.sipp_exit(1);
-    // No retry after the 403, no un-REGISTER; the digest was computed right,
-    // with the wrong password.
-    check_registrar_trace(&run, "not-the-secret", "300", false);
+fn probe_wrong_password(name: &str, net: Net) {
+    probe_registrar(name, net, "not-the-secret", |run| {
+        let json = run.probe_json(1);
+        run.field(&json, "trunk", "up".into());
+        run.field(&json, "options_status", 200.into());
+        run.field(&json, "registered", false.into());
+        run.field(&json, "register_status", 403.into());
+        run.field(&json, "expires", Value::Null);
+        run.field(&json, "unregistered", Value::Null);
+        // The ping succeeded, the registration failed on purpose.
+        run.sipp_exit(1);
+        // No retry after the 403, no un-REGISTER; the digest was computed
+        // right, with the wrong password.
+        check_registrar_trace(run, "not-the-secret", "300", false);
+    });
 }
 
 /// How long `dialer probe` may take against a silent trunk: Timer F (64·T1 =
@@ -1513,7 +1554,7 @@ fn probe_silent_trunk(name: &str) {
             got
         }
     });
-    let dialer = run_probe(&Transport::Udp.trunk(port), &[], SILENT_TRUNK_BOUND);
+    let dialer = run_probe(Net::UDP, port, &[], SILENT_TRUNK_BOUND);
     stop.store(true, Ordering::Relaxed);
     let datagrams = reader.join().unwrap_or_default();
     let run = Run {
@@ -1556,45 +1597,63 @@ fn probe_silent_trunk(name: &str) {
     );
 }
 
-/// One #[test] per scenario and transport.
-macro_rules! over_udp_and_tcp {
-    ($($scenario:ident),* $(,)?) => {
-        mod udp {
+/// Runs `scenario` as test `name` over `net`; over IPv6 only where this
+/// machine has ::1 (see `ipv6_loopback_available`).
+fn run_over(net: Net, name: &str, scenario: fn(&str, Net)) {
+    if net.family == Family::V6 && !ipv6_loopback_available(name) {
+        return;
+    }
+    scenario(name, net);
+}
+
+/// `mod $module` with one #[test] per scenario, each over `Net::$net`, named
+/// `$module::$scenario` (its run is called "$module_$scenario").
+macro_rules! tests_over {
+    ($module:ident, $net:ident, [$($scenario:ident),*]) => {
+        mod $module {
             $(
                 #[test]
                 fn $scenario() {
-                    super::$scenario(concat!("udp_", stringify!($scenario)), super::Transport::Udp);
-                }
-            )*
-        }
-        mod tcp {
-            $(
-                #[test]
-                fn $scenario() {
-                    super::$scenario(concat!("tcp_", stringify!($scenario)), super::Transport::Tcp);
+                    super::run_over(
+                        super::Net::$net,
+                        concat!(stringify!($module), "_", stringify!($scenario)),
+                        super::$scenario,
+                    );
                 }
             )*
         }
     };
 }
 
-over_udp_and_tcp!(
-    answer_bye_them,
-    answer_bye_us,
-    busy,
-    no_answer,
-    not_found,
-    auth_401,
-    auth_401_wrong_password,
-    auth_407,
-    early_media_183,
-    reinvite,
-    kamailio_auth,
-    kamailio_wrong_password,
-    kamailio_no_credentials,
-    probe_register,
-    probe_wrong_password,
-);
+/// The scenarios with SIPp alone run over UDP and TCP on 127.0.0.1 (`udp::`,
+/// `tcp::`) and on ::1 (`udp6::`, `tcp6::`); those through Kamailio over
+/// IPv4 only.
+macro_rules! all_tests {
+    (sipp: [$($sipp:ident),* $(,)?], kamailio: [$($kam:ident),* $(,)?] $(,)?) => {
+        tests_over!(udp, UDP, [$($sipp,)* $($kam),*]);
+        tests_over!(tcp, TCP, [$($sipp,)* $($kam),*]);
+        tests_over!(udp6, UDP6, [$($sipp),*]);
+        tests_over!(tcp6, TCP6, [$($sipp),*]);
+    };
+}
+
+all_tests! {
+    sipp: [
+        answer_bye_them,
+        answer_bye_us,
+        busy,
+        no_answer,
+        not_found,
+        auth_401,
+        auth_401_wrong_password,
+        auth_407,
+        early_media_183,
+        reinvite,
+        probe_register,
+        probe_wrong_password,
+    ],
+    kamailio: [kamailio_auth, kamailio_wrong_password, kamailio_no_credentials],
+}
 
 /// Tests that wait out a protocol timer: each takes over 30 s (skip them with
 /// `cargo nextest run -E 'not test(/^slow::/)'`).
