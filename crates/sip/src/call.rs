@@ -1317,18 +1317,10 @@ impl Call {
     // ----- helpers ------------------------------------------------------------------------
 
     fn via(&mut self) -> String {
-        let host = if self.cfg.via_host.contains(':') {
-            format!("[{}]", self.cfg.via_host)
-        } else {
-            self.cfg.via_host.clone()
-        };
-        format!(
-            "SIP/2.0/{} {}:{};branch={};rport",
-            self.cfg.transport.via_token(),
-            host,
-            self.cfg.via_port,
-            self.ids.branch()
-        )
+        let branch = self.ids.branch();
+        self.cfg
+            .transport
+            .via(&self.cfg.via_host, self.cfg.via_port, &branch)
     }
 
     /// Add Authorization lines for every realm we hold credentials for (pre-emptive re-use of

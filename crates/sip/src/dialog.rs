@@ -21,6 +21,17 @@ impl Transport {
         }
     }
 
+    /// Our Via header value for a new client transaction (RFC 3261 §18.1.1, RFC 3581 `rport`);
+    /// IPv6 hosts are bracketed.
+    pub fn via(self, host: &str, port: u16, branch: &str) -> String {
+        let token = self.via_token();
+        if host.contains(':') && !host.starts_with('[') {
+            format!("SIP/2.0/{token} [{host}]:{port};branch={branch};rport")
+        } else {
+            format!("SIP/2.0/{token} {host}:{port};branch={branch};rport")
+        }
+    }
+
     /// The transport a URI's `;transport=` parameter names (`None`: absent or unsupported).
     pub fn of_uri(uri: &Uri) -> Option<Transport> {
         match uri.transport().as_deref() {
@@ -236,6 +247,17 @@ mod tests {
             Dest::from_uri(&d.next_hop().unwrap()),
             Dest::Host("strict.example".into(), 5060)
         );
+    }
+
+    #[test]
+    fn via_values_print_and_parse() {
+        let v = Transport::Udp.via("127.0.0.1", 5062, "z9hG4bKa");
+        assert_eq!(v, "SIP/2.0/UDP 127.0.0.1:5062;branch=z9hG4bKa;rport");
+        let v = Transport::Tcp.via("::1", 5062, "z9hG4bKb");
+        assert_eq!(v, "SIP/2.0/TCP [::1]:5062;branch=z9hG4bKb;rport");
+        let parsed = crate::message::Via::parse(&v).unwrap();
+        assert_eq!((parsed.host.as_str(), parsed.port), ("[::1]", Some(5062)));
+        assert_eq!(parsed.branch(), Some("z9hG4bKb"));
     }
 
     #[test]

@@ -413,12 +413,9 @@ impl Registration {
         let mut req = Request::new(Method::Register, self.request_uri.clone());
         req.headers.push(
             HeaderName::Via,
-            via(
-                self.cfg.transport,
-                &self.cfg.via_host,
-                self.cfg.via_port,
-                &branch,
-            ),
+            self.cfg
+                .transport
+                .via(&self.cfg.via_host, self.cfg.via_port, &branch),
         );
         req.headers.push(HeaderName::MaxForwards, "70");
         req.headers.push(
@@ -656,18 +653,6 @@ fn parse_seconds(v: &str) -> Option<u32> {
     Some(v.parse::<u32>().unwrap_or(u32::MAX))
 }
 
-fn via(transport: Transport, host: &str, port: u16, branch: &str) -> String {
-    let host = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    };
-    format!(
-        "SIP/2.0/{} {host}:{port};branch={branch};rport",
-        transport.via_token()
-    )
-}
-
 // ===== Keep-alive ===============================================================================
 
 /// OPTIONS pings towards one trunk.
@@ -900,12 +885,9 @@ impl KeepAlive {
         let mut req = Request::new(Method::Options, self.cfg.target.as_str());
         req.headers.push(
             HeaderName::Via,
-            via(
-                self.cfg.transport,
-                &self.cfg.via_host,
-                self.cfg.via_port,
-                &branch,
-            ),
+            self.cfg
+                .transport
+                .via(&self.cfg.via_host, self.cfg.via_port, &branch),
         );
         req.headers.push(HeaderName::MaxForwards, "70");
         req.headers.push(
