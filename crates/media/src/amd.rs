@@ -22,7 +22,7 @@
 //!     match event {
 //!         AmdEvent::Decided(d) if d.verdict == Verdict::Human => { /* start the prompt */ }
 //!         AmdEvent::Decided(_) => { /* machine: wait for the beep; not sure: policy */ }
-//!         AmdEvent::BeepDetected(beep) => { /* the beep just ended: leave the message */ let _ = beep; }
+//!         AmdEvent::BeepDetected(_) => { /* the beep just ended: leave the message */ }
 //!     }
 //! }
 //! if amd.is_finished() { /* drop it */ }
@@ -34,15 +34,18 @@
 //! Each frame is *voice* when its average absolute sample value reaches
 //! [`AmdConfig::silence_threshold`] (Asterisk's measure, 256 by default) **and** the embedded
 //! [`Vad`] calls it speech (it is [`VadConfig::margin_db`] above the adaptive noise floor and not
-//! a steady tone); a steady tone is neither voice nor silence; everything else is silence.
+//! a steady tone); a steady tone is neither (it interrupts the silence timers but adds no
+//! voice); everything else is silence.
 //! Requiring both keeps a noisy line from being counted as a long greeting once the noise floor
 //! has been learned, while a quiet line behaves exactly like Asterisk.
 //!
 //! - A run of voice of at least [`AmdConfig::min_word_length`] after a silence of at least
 //!   [`AmdConfig::between_words_silence`] is a new word; the first word starts the greeting.
 //! - `Machine`: silence for [`AmdConfig::initial_silence`] before any word
-//!   ([`Cause::InitialSilence`] — like Asterisk: a line that says nothing for 2.5 s is taken for
-//!   a machine that has not started its greeting, or one that waits for the beep silently);
+//!   ([`Cause::InitialSilence`], as Asterisk does: people who answer speak within a second or
+//!   two, so 2.5 s of silence is taken for a machine that is slow to start its greeting or
+//!   waits silently for the message; a callee who answers and says nothing is misclassified,
+//!   which is the known cost of this rule);
 //!   voice in total reaching [`AmdConfig::greeting`] ([`Cause::LongGreeting`]); the word count
 //!   reaching [`AmdConfig::max_words`] ([`Cause::MaxWords`]); one word reaching
 //!   [`AmdConfig::max_word_length`] ([`Cause::MaxWordLength`]); a beep before any of these
@@ -53,8 +56,8 @@
 //!   ([`Cause::TooLong`]).
 //!
 //! Word counting follows Asterisk's effective behaviour: with `max_words = 3` the third word
-//! decides `Machine` (Asterisk until 13.7 counted "reached 3"; later versions say "exceeded 2",
-//! the same thing).
+//! decides `Machine` (older Asterisk counted "reached 3"; since a 2015 fix it is "exceeded 2" by
+//! default, which is the same thing).
 
 use std::fmt;
 use std::time::Duration;
@@ -62,7 +65,8 @@ use std::time::Duration;
 use crate::vad::{FrameClass, Vad, VadConfig, frames_for, frames_to_duration};
 use crate::{FRAME_SAMPLES, SAMPLE_RATE};
 
-/// Settings of one [`Amd`]; the defaults are Asterisk's `amd.conf` defaults.
+/// Settings of one [`Amd`]; the defaults are Asterisk's `amd.conf` defaults. Durations are
+/// rounded up to whole 20 ms frames (zero counts as one frame).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AmdConfig {
     /// Silence before any word that makes a machine. Default 2500 ms.
@@ -1042,6 +1046,17 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn per_call_state_is_small_and_fixed() {
+        // Thousands of calls: the whole detector, VAD and beep detector included, lives inline.
+        assert!(size_of::<Amd>() <= 512, "{}", size_of::<Amd>());
+        assert!(
+            size_of::<BeepDetector>() <= 128,
+            "{}",
+            size_of::<BeepDetector>()
+        );
     }
 
     #[test]

@@ -7,17 +7,28 @@
 //! - [`prompt`]: WAV prompts decoded, resampled and G.711-encoded once, shared as
 //!   `Arc<Prompt>`; per-call [`Playback`] (16 bytes) gives one frame per media-clock tick;
 //!   [`PromptCache`] loads each file once.
+//! - [`stream`]: per-call RTP: [`RtpSender`] writes packets into caller buffers,
+//!   [`RtpReceiver`] validates, keeps RFC 3550 statistics and a fixed 8-frame playout ring.
+//! - [`rtcp`]: compound SR/RR + SDES CNAME reports every 5 s, parsing, RTT ([`RtcpSession`]).
 //! - [`record`]: stereo call recording (left callee, right bot). [`Recorder`] interleaves
 //!   frames into blocks on the media path; [`WavSink`] writes them with `hound` and is the
 //!   crate's one piece of blocking file IO, meant for the engine's writer thread.
+//! - [`vad`]: voice activity detection per 20 ms frame (energy over an adaptive noise floor,
+//!   tone rejection), speech start/end events with a per-instance hang-over.
+//! - [`amd`]: answering-machine detection after answer (Asterisk `AMD()` rules and defaults;
+//!   human / machine / not sure with a cause) and the voicemail-beep detector.
 //!
 //! Audio inside the crate is 8 kHz, 16-bit, mono, in 20 ms frames of [`FRAME_SAMPLES`] samples.
 #![forbid(unsafe_code)]
 
+pub mod amd;
 pub mod g711;
 pub mod prompt;
 pub mod record;
 pub mod resample;
+pub mod rtcp;
+pub mod stream;
+pub mod vad;
 
 /// Sample rate of every signal in this crate.
 pub const SAMPLE_RATE: u32 = 8000;
@@ -29,3 +40,5 @@ pub const FRAME_SAMPLES: usize = 160;
 pub use g711::Codec;
 pub use prompt::{Playback, Prompt, PromptCache, PromptError};
 pub use record::{RecordError, Recorder, WavSink};
+pub use rtcp::{RtcpError, RtcpScheduler, RtcpSession};
+pub use stream::{Playout, Received, RtpError, RtpReceiver, RtpSender};

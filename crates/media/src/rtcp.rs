@@ -168,7 +168,11 @@ impl Report<'_> {
         };
         let count = u8::from(self.block.is_some());
         let report_len = need - sdes_len(self.cname.len()) - if self.bye { 8 } else { 0 };
-        let pt = if self.sender_info.is_some() { PT_SR } else { PT_RR };
+        let pt = if self.sender_info.is_some() {
+            PT_SR
+        } else {
+            PT_RR
+        };
         put_header(&mut buf, count, pt, report_len);
         buf.put_u32(self.ssrc);
         if let Some(info) = &self.sender_info {
@@ -404,7 +408,9 @@ impl<'a> Packets<'a> {
             PT_BYE => {
                 let list = usize::from(count) * 4;
                 let sources = body.get(..list).ok_or(RtcpError::Truncated)?;
-                let reason = body.get(list).and_then(|&n| body.get(list + 1..list + 1 + usize::from(n)));
+                let reason = body
+                    .get(list)
+                    .and_then(|&n| body.get(list + 1..list + 1 + usize::from(n)));
                 RtcpPacket::Bye {
                     sources: SsrcList(sources),
                     reason,
@@ -452,7 +458,11 @@ pub fn ntp_middle(ntp: u64) -> u32 {
 
 /// Round-trip time from a report block about our stream (RFC 3550 §6.4.1): arrival − LSR − DLSR.
 /// `None` when the peer has not received an SR from us yet (LSR 0) or the result is negative.
-pub fn round_trip_time(arrival_ntp: u64, last_sr: u32, delay_since_last_sr: u32) -> Option<Duration> {
+pub fn round_trip_time(
+    arrival_ntp: u64,
+    last_sr: u32,
+    delay_since_last_sr: u32,
+) -> Option<Duration> {
     if last_sr == 0 {
         return None;
     }
@@ -495,10 +505,15 @@ impl RtcpScheduler {
 
     /// Randomized intervals from `seed` (see the type docs).
     pub fn randomized(now: Instant, interval: Duration, seed: u64) -> Self {
+        // splitmix64 of the seed: nearby seeds give unrelated schedules; xorshift needs non-zero.
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
         let mut scheduler = RtcpScheduler {
             interval,
             next: now,
-            rng: Some(seed | 1),
+            rng: Some(if z == 0 { 0x9E37_79B9_7F4A_7C15 } else { z }),
         };
         scheduler.next = now + scheduler.draw() / 2;
         scheduler
@@ -528,7 +543,9 @@ impl RtcpScheduler {
         *state ^= *state << 25;
         *state ^= *state >> 27;
         let random = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        let span = u64::try_from(self.interval.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let span = u64::try_from(self.interval.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
         Duration::from_nanos(span / 2 + random % span)
     }
 }
@@ -668,7 +685,12 @@ impl RtcpSession {
 
     /// Takes an RTCP datagram from the peer that arrived at `now` (wall clock `ntp`). Packets
     /// before a malformed one are still used.
-    pub fn handle_datagram(&mut self, now: Instant, ntp: u64, datagram: &[u8]) -> Result<(), RtcpError> {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        ntp: u64,
+        datagram: &[u8],
+    ) -> Result<(), RtcpError> {
         for packet in packets(datagram) {
             match packet? {
                 RtcpPacket::SenderReport { ssrc, info, blocks } => {
@@ -716,5 +738,544 @@ impl RtcpSession {
     /// The peer sent an RTCP BYE.
     pub fn bye_received(&self) -> bool {
         self.bye_received
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Codec;
+    use crate::stream::{ReceiverConfig, SenderConfig};
+
+    fn sample_report(bye: bool) -> Report<'static> {
+        Report {
+            ssrc: 0x1122_3344,
+            sender_info: Some(SenderInfo {
+                ntp: 0xE1A2_B3C4_8000_0000,
+                rtp_timestamp: 0xDEAD_BEEF,
+                packet_count: 5,
+                octet_count: 800,
+            }),
+            block: Some(ReportBlock {
+                ssrc: 0xAABB_CCDD,
+                fraction_lost: 0x40,
+                cumulative_lost: -2,
+                highest_sequence: 0x0001_0005,
+                jitter: 17,
+                last_sr: 0x1234_5678,
+                delay_since_last_sr: 0x0001_0000,
+            }),
+            cname: "ab",
+            bye,
+        }
+    }
+
+    /// The RFC 3550 §6.4.1 and §6.5 layouts, filled in by hand.
+    #[test]
+    fn sender_report_bytes_match_rfc_layout() {
+        #[rustfmt::skip]
+        let expect: [u8; 76] = [
+            // SR: V=2 P=0 RC=1, PT=200, length 12 words (13 − 1).
+            0x81, 0xC8, 0x00, 0x0C,
+            0x11, 0x22, 0x33, 0x44, // SSRC of sender
+            0xE1, 0xA2, 0xB3, 0xC4, 0x80, 0x00, 0x00, 0x00, // NTP timestamp
+            0xDE, 0xAD, 0xBE, 0xEF, // RTP timestamp
+            0x00, 0x00, 0x00, 0x05, // sender's packet count
+            0x00, 0x00, 0x03, 0x20, // sender's octet count (800)
+            0xAA, 0xBB, 0xCC, 0xDD, // SSRC_1
+            0x40, 0xFF, 0xFF, 0xFE, // fraction lost 64/256, cumulative lost −2 (24-bit)
+            0x00, 0x01, 0x00, 0x05, // extended highest sequence number: 1 cycle, seq 5
+            0x00, 0x00, 0x00, 0x11, // interarrival jitter 17
+            0x12, 0x34, 0x56, 0x78, // LSR
+            0x00, 0x01, 0x00, 0x00, // DLSR: 1 s
+            // SDES: SC=1, PT=202, length 3 words.
+            0x81, 0xCA, 0x00, 0x03,
+            0x11, 0x22, 0x33, 0x44, // SSRC
+            0x01, 0x02, b'a', b'b', // CNAME, length 2, "ab"
+            0x00, 0x00, 0x00, 0x00, // end of list, padded to 32 bits
+            // BYE: SC=1, PT=203, length 1 word.
+            0x81, 0xCB, 0x00, 0x01,
+            0x11, 0x22, 0x33, 0x44,
+        ];
+        let mut out = [0u8; 128];
+        let report = sample_report(false);
+        assert_eq!(report.encoded_len(), 68);
+        assert_eq!(report.write(&mut out), Ok(68));
+        assert_eq!(out[..68], expect[..68]);
+        assert_eq!(sample_report(true).write(&mut out), Ok(76));
+        assert_eq!(out[..76], expect);
+    }
+
+    #[test]
+    fn reports_round_trip() {
+        let mut out = [0u8; 512];
+        let n = sample_report(true).write(&mut out).unwrap();
+        let parsed: Vec<_> = packets(&out[..n]).collect::<Result<_, _>>().unwrap();
+        assert_eq!(parsed.len(), 3);
+        let RtcpPacket::SenderReport { ssrc, info, blocks } = parsed[0].clone() else {
+            panic!("{:?}", parsed[0])
+        };
+        assert_eq!(
+            (ssrc, info),
+            (0x1122_3344, sample_report(false).sender_info.unwrap())
+        );
+        assert_eq!(
+            blocks.collect::<Vec<_>>(),
+            [sample_report(false).block.unwrap()]
+        );
+        let RtcpPacket::SourceDescription(chunks) = parsed[1].clone() else {
+            panic!()
+        };
+        assert_eq!(
+            chunks.collect::<Vec<_>>(),
+            [SdesChunk {
+                ssrc: 0x1122_3344,
+                cname: Some(&b"ab"[..])
+            }]
+        );
+        let RtcpPacket::Bye { sources, reason } = parsed[2].clone() else {
+            panic!()
+        };
+        assert_eq!(
+            (sources.collect::<Vec<_>>(), reason),
+            (vec![0x1122_3344], None)
+        );
+
+        // RR, empty RR, CNAMEs of every length's padding case, the extreme lost values.
+        for cname_len in [0usize, 1, 2, 3, 4, 5, 255] {
+            let cname = "x".repeat(cname_len);
+            for block in [
+                None,
+                Some(ReportBlock {
+                    cumulative_lost: 0x7F_FFFF,
+                    ..sample_report(false).block.unwrap()
+                }),
+            ] {
+                let report = Report {
+                    ssrc: 9,
+                    sender_info: None,
+                    block,
+                    cname: &cname,
+                    bye: false,
+                };
+                let n = report.write(&mut out).unwrap();
+                assert_eq!(n % 4, 0);
+                assert_eq!(n, report.encoded_len());
+                let mut it = packets(&out[..n]);
+                let Some(Ok(RtcpPacket::ReceiverReport { ssrc: 9, blocks })) = it.next() else {
+                    panic!()
+                };
+                assert_eq!(
+                    blocks.collect::<Vec<_>>(),
+                    block.into_iter().collect::<Vec<_>>()
+                );
+                let Some(Ok(RtcpPacket::SourceDescription(mut chunks))) = it.next() else {
+                    panic!()
+                };
+                assert_eq!(chunks.next().unwrap().cname, Some(cname.as_bytes()));
+                assert!(it.next().is_none());
+            }
+        }
+        let min = ReportBlock {
+            cumulative_lost: -0x80_0000,
+            ..sample_report(false).block.unwrap()
+        };
+        let report = Report {
+            block: Some(min),
+            ..sample_report(false)
+        };
+        let n = report.write(&mut out).unwrap();
+        let Some(Ok(RtcpPacket::SenderReport { mut blocks, .. })) = packets(&out[..n]).next()
+        else {
+            panic!()
+        };
+        assert_eq!(blocks.next().unwrap().cumulative_lost, -0x80_0000);
+    }
+
+    #[test]
+    fn write_refuses_small_buffer_and_long_cname() {
+        let mut out = [0u8; 67];
+        assert_eq!(
+            sample_report(false).write(&mut out),
+            Err(RtcpError::BufferTooSmall { need: 68, have: 67 })
+        );
+        let long = "x".repeat(256);
+        let report = Report {
+            cname: &long,
+            ..sample_report(false)
+        };
+        assert_eq!(
+            report.write(&mut [0u8; 1024]),
+            Err(RtcpError::CnameTooLong(256))
+        );
+    }
+
+    #[test]
+    fn parser_tolerates_unknown_types_and_stops_at_garbage() {
+        let mut d = Vec::new();
+        // RR with no blocks.
+        d.extend_from_slice(&[0x80, 201, 0, 1, 0, 0, 0, 7]);
+        // APP (204), subtype 3, name "TEST", 4 bytes of data.
+        d.extend_from_slice(&[
+            0x83, 204, 0, 3, 0, 0, 0, 7, b'T', b'E', b'S', b'T', 1, 2, 3, 4,
+        ]);
+        // SDES with two chunks; the first has NAME before CNAME.
+        d.extend_from_slice(&[0x82, 202, 0, 5]);
+        d.extend_from_slice(&[0, 0, 0, 7, 2, 1, b'n', 1, 2, b'c', b'd', 0]);
+        d.extend_from_slice(&[0, 0, 0, 8, 1, 1, b'e', 0]);
+        // BYE with a reason, padded: 4 bytes of padding including the count.
+        d.extend_from_slice(&[0xA1, 203, 0, 3, 0, 0, 0, 7, 3, b'b', b'y', b'e', 0, 0, 0, 4]);
+        let parsed: Vec<_> = packets(&d).collect::<Result<_, _>>().unwrap();
+        assert_eq!(parsed.len(), 4);
+        assert!(
+            matches!(parsed[1], RtcpPacket::Other { packet_type: 204, count: 3, body } if body.len() == 12)
+        );
+        let RtcpPacket::SourceDescription(chunks) = parsed[2].clone() else {
+            panic!()
+        };
+        let chunks: Vec<_> = chunks.collect();
+        assert_eq!(
+            chunks,
+            [
+                SdesChunk {
+                    ssrc: 7,
+                    cname: Some(&b"cd"[..])
+                },
+                SdesChunk {
+                    ssrc: 8,
+                    cname: Some(&b"e"[..])
+                }
+            ]
+        );
+        let RtcpPacket::Bye { reason, .. } = parsed[3].clone() else {
+            panic!()
+        };
+        assert_eq!(reason, Some(&b"bye"[..]));
+
+        // Padding on a packet that is not the last.
+        let mut bad = d.clone();
+        bad[0] |= 0x20;
+        assert!(matches!(
+            packets(&bad).next(),
+            Some(Err(RtcpError::BadPadding))
+        ));
+        // A length running past the end: what came before still stands.
+        let mut bad = d[..8].to_vec();
+        bad.extend_from_slice(&[0x80, 201, 0, 9, 0, 0]);
+        let got: Vec<_> = packets(&bad).collect();
+        assert!(matches!(
+            got[..],
+            [
+                Ok(RtcpPacket::ReceiverReport { ssrc: 7, .. }),
+                Err(RtcpError::BadLength)
+            ]
+        ));
+        assert!(matches!(
+            packets(&[0x40, 201, 0, 0]).next(),
+            Some(Err(RtcpError::BadVersion(1)))
+        ));
+        // An SR whose length is too short for the sender info, an RR claiming a block it lacks.
+        assert!(matches!(
+            packets(&[0x80, 200, 0, 1, 0, 0, 0, 1]).next(),
+            Some(Err(RtcpError::Truncated))
+        ));
+        assert!(matches!(
+            packets(&[0x81, 201, 0, 1, 0, 0, 0, 1]).next(),
+            Some(Err(RtcpError::Truncated))
+        ));
+        assert!(matches!(
+            packets(&[0x80, 201]).next(),
+            Some(Err(RtcpError::Truncated))
+        ));
+    }
+
+    #[test]
+    fn fuzzed_rtcp_never_panics() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut valid = [0u8; 128];
+        let n = sample_report(true).write(&mut valid).unwrap();
+        let mut session = RtcpSession::new(
+            0xAABB_CCDD,
+            RtcpScheduler::fixed(Instant::now(), REPORT_INTERVAL),
+        );
+        let now = Instant::now();
+        let mut seen = 0usize;
+        for round in 0..20_000 {
+            let mut d = valid;
+            let mut len = n;
+            match rand() % 4 {
+                0 => {
+                    len = (rand() % 128) as usize;
+                    for b in &mut d[..len] {
+                        *b = rand() as u8;
+                    }
+                }
+                1 => len = (rand() % n as u64) as usize,
+                _ => {
+                    for _ in 0..1 + rand() % 4 {
+                        d[(rand() % n as u64) as usize] = rand() as u8;
+                    }
+                }
+            }
+            for packet in packets(&d[..len]).flatten() {
+                seen += 1;
+                match packet {
+                    RtcpPacket::SenderReport { blocks, .. }
+                    | RtcpPacket::ReceiverReport { blocks, .. } => blocks.for_each(drop),
+                    RtcpPacket::SourceDescription(chunks) => chunks.for_each(drop),
+                    RtcpPacket::Bye { sources, .. } => sources.for_each(drop),
+                    _ => {}
+                }
+            }
+            let _ = session.handle_datagram(now, round, &d[..len]);
+        }
+        assert!(seen > 10_000, "{seen}");
+    }
+
+    /// RFC 3550 §6.4.1's example: A = 0xb710:8000, LSR = 0xb705:2000, DLSR = 0x0005:4000,
+    /// RTT = 0x0006:2000 = 6.125 s.
+    #[test]
+    fn round_trip_time_from_rfc_example() {
+        let arrival = 0xB710_8000u64 << 16;
+        assert_eq!(
+            round_trip_time(arrival, 0xB705_2000, 0x0005_4000),
+            Some(Duration::from_millis(6125))
+        );
+        assert_eq!(
+            round_trip_time(arrival, 0, 0x0005_4000),
+            None,
+            "no SR received yet"
+        );
+        assert_eq!(
+            round_trip_time(arrival, 0xB710_8000, 0x0001_0000),
+            None,
+            "negative"
+        );
+    }
+
+    #[test]
+    fn ntp_conversions() {
+        assert_eq!(ntp_from_unix(Duration::ZERO), 2_208_988_800u64 << 32);
+        assert_eq!(
+            ntp_from_unix(Duration::from_millis(1500)),
+            (2_208_988_801u64 << 32) | 0x8000_0000
+        );
+        assert_eq!(ntp_middle(0x1234_5678_9ABC_DEF0), 0x5678_9ABC);
+    }
+
+    #[test]
+    fn rtcp_mux_detection() {
+        let mut out = [0u8; 128];
+        let n = sample_report(false).write(&mut out).unwrap();
+        assert!(looks_like_rtcp(&out[..n]));
+        let rtp = [0x80, 0x80 | 8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        assert!(!looks_like_rtcp(&rtp));
+        assert!(!looks_like_rtcp(&[0x80]));
+    }
+
+    #[test]
+    fn scheduler_fixed_and_randomized() {
+        let t0 = Instant::now();
+        let mut fixed = RtcpScheduler::fixed(t0, REPORT_INTERVAL);
+        assert_eq!(fixed.next_due(), t0 + REPORT_INTERVAL);
+        assert!(
+            !fixed.is_due(t0 + Duration::from_millis(4999)) && fixed.is_due(t0 + REPORT_INTERVAL)
+        );
+        fixed.reschedule(t0 + Duration::from_millis(5020));
+        assert_eq!(fixed.next_due(), t0 + Duration::from_millis(10_020));
+
+        let draws = |seed| {
+            let mut s = RtcpScheduler::randomized(t0, REPORT_INTERVAL, seed);
+            let first = s.next_due() - t0;
+            let rest: Vec<Duration> = (0..2000)
+                .map(|_| {
+                    s.reschedule(t0);
+                    s.next_due() - t0
+                })
+                .collect();
+            (first, rest)
+        };
+        let (first, rest) = draws(42);
+        assert!(
+            first >= Duration::from_millis(1250) && first < Duration::from_millis(3750),
+            "{first:?}"
+        );
+        assert!(
+            rest.iter()
+                .all(|d| *d >= Duration::from_millis(2500) && *d < Duration::from_millis(7500))
+        );
+        let mean = rest.iter().sum::<Duration>() / rest.len() as u32;
+        assert!(
+            mean > Duration::from_millis(4850) && mean < Duration::from_millis(5150),
+            "{mean:?}"
+        );
+        assert!(
+            draws(42) == (first, rest.clone()),
+            "same seed, same schedule"
+        );
+        assert!(draws(43).1 != rest, "another seed, another schedule");
+    }
+
+    #[test]
+    fn fraction_lost_per_interval() {
+        let mut rx = RtpReceiver::new(ReceiverConfig::new(Codec::Pcmu, None));
+        let t0 = Instant::now();
+        let push = |rx: &mut RtpReceiver, i: u16| {
+            let mut out = [0u8; 200];
+            let mut s = RtpSender::new(SenderConfig::new(5, Codec::Pcmu, i, u32::from(i) * 160));
+            let n = s.write_frame(&[0xFF; 160], &mut out).unwrap();
+            rx.push(t0 + Duration::from_millis(20) * u32::from(i), &out[..n])
+                .unwrap();
+            let _ = rx.pop_frame();
+        };
+        (0..100)
+            .filter(|i| i % 10 != 3)
+            .for_each(|i| push(&mut rx, i));
+        let block = rx.take_report_block().unwrap();
+        // 100 expected (0..=99), 90 received: 10 lost, 10 × 256 / 100 = 25.
+        assert_eq!(
+            (
+                block.fraction_lost,
+                block.cumulative_lost,
+                block.highest_sequence
+            ),
+            (25, 10, 99)
+        );
+        // Next interval: 50 of 50, half of 20 lost.
+        (100..150).for_each(|i| push(&mut rx, i));
+        let block = rx.take_report_block().unwrap();
+        assert_eq!(
+            (
+                block.fraction_lost,
+                block.cumulative_lost,
+                block.highest_sequence
+            ),
+            (0, 10, 149)
+        );
+        (150..170)
+            .filter(|i| i % 2 == 0)
+            .for_each(|i| push(&mut rx, i));
+        let block = rx.take_report_block().unwrap();
+        // Expected 150..=168 = 19, received 10: 9 × 256 / 19 = 121.
+        assert_eq!((block.fraction_lost, block.cumulative_lost), (121, 19));
+    }
+
+    /// Two parties in simulated time, 30 ms each way: B's SR reaches A, A answers 1 s later
+    /// with LSR/DLSR, and B measures a 60 ms round trip.
+    #[test]
+    fn two_sessions_measure_round_trip() {
+        struct Party {
+            tx: RtpSender,
+            rx: RtpReceiver,
+            rtcp: RtcpSession,
+        }
+        let t0 = Instant::now();
+        let unix0 = Duration::from_secs(1_700_000_000);
+        let ntp_at = |t: Instant| ntp_from_unix(unix0 + (t - t0));
+        let party = |ssrc: u32, seed: u64| Party {
+            tx: RtpSender::new(SenderConfig::new(
+                ssrc,
+                Codec::Pcma,
+                seed as u16,
+                seed as u32,
+            )),
+            rx: RtpReceiver::new(ReceiverConfig::new(Codec::Pcma, None)),
+            rtcp: RtcpSession::new(ssrc, RtcpScheduler::randomized(t0, REPORT_INTERVAL, seed)),
+        };
+        let (mut a, mut b) = (party(0xA, 1), party(0xB, 2));
+        let delay = Duration::from_millis(30);
+        let mut out = [0u8; 256];
+        // A listens only (sends nothing); B talks for 3 s.
+        for tick in 0..150u32 {
+            let now = t0 + Duration::from_millis(20) * tick;
+            let n = b.tx.write_frame(&[0xD5; 160], &mut out).unwrap();
+            a.rx.push(now + delay, &out[..n]).unwrap();
+            let _ = a.rx.pop_frame();
+            a.tx.skip_frames(1);
+        }
+        let t_sr = t0 + Duration::from_secs(3);
+        let n = b
+            .rtcp
+            .write_report(t_sr, ntp_at(t_sr), &b.tx, &mut b.rx, "b@sim", &mut out)
+            .unwrap();
+        assert!(b.rtcp.poll_timeout() > t_sr + Duration::from_millis(2499));
+        assert!(matches!(
+            packets(&out[..n]).next(),
+            Some(Ok(RtcpPacket::SenderReport { ssrc: 0xB, .. }))
+        ));
+        let arrive = t_sr + delay;
+        a.rtcp
+            .handle_datagram(arrive, ntp_at(arrive), &out[..n])
+            .unwrap();
+        assert_eq!(a.rtcp.remote_sender().map(|s| s.packet_count), Some(150));
+
+        let t_rr = arrive + Duration::from_secs(1);
+        let n = a
+            .rtcp
+            .write_report(t_rr, ntp_at(t_rr), &a.tx, &mut a.rx, "a@sim", &mut out)
+            .unwrap();
+        let mut it = packets(&out[..n]);
+        // A sent no media: an RR, with one block about B.
+        let Some(Ok(RtcpPacket::ReceiverReport {
+            ssrc: 0xA,
+            mut blocks,
+        })) = it.next()
+        else {
+            panic!()
+        };
+        let block = blocks.next().unwrap();
+        assert_eq!(block.ssrc, 0xB);
+        assert_eq!(block.highest_sequence, 2 + 149);
+        assert_eq!(
+            (block.fraction_lost, block.cumulative_lost, block.jitter),
+            (0, 0, 0)
+        );
+        assert_eq!(block.last_sr, ntp_middle(ntp_at(t_sr)));
+        assert_eq!(block.delay_since_last_sr, 0x0001_0000);
+        let Some(Ok(RtcpPacket::SourceDescription(mut chunks))) = it.next() else {
+            panic!()
+        };
+        assert_eq!(chunks.next().unwrap().cname, Some(&b"a@sim"[..]));
+
+        let back = t_rr + delay;
+        b.rtcp
+            .handle_datagram(back, ntp_at(back), &out[..n])
+            .unwrap();
+        let rtt = b.rtcp.rtt().unwrap();
+        let err = rtt.abs_diff(Duration::from_millis(60));
+        assert!(err < Duration::from_micros(50), "{rtt:?}");
+        assert_eq!(b.rtcp.remote_report().unwrap().ssrc, 0xB);
+
+        // B stops sending: its next report is still an SR (sent during the previous interval),
+        // the one after is an RR.
+        let mut sr_or_rr = |b: &mut Party, t: Instant| {
+            let n = b
+                .rtcp
+                .write_report(t, ntp_at(t), &b.tx, &mut b.rx, "b@sim", &mut out)
+                .unwrap();
+            match packets(&out[..n]).next() {
+                Some(Ok(RtcpPacket::SenderReport { .. })) => "SR",
+                Some(Ok(RtcpPacket::ReceiverReport { .. })) => "RR",
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(sr_or_rr(&mut b, t_sr + Duration::from_secs(5)), "SR");
+        assert_eq!(sr_or_rr(&mut b, t_sr + Duration::from_secs(10)), "RR");
+
+        // Goodbye.
+        let n = a
+            .rtcp
+            .write_bye(t_rr, ntp_at(t_rr), &a.tx, &mut a.rx, "a@sim", &mut out)
+            .unwrap();
+        b.rtcp
+            .handle_datagram(back, ntp_at(back), &out[..n])
+            .unwrap();
+        assert!(b.rtcp.bye_received());
     }
 }

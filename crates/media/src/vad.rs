@@ -21,27 +21,28 @@
 //! }
 //! ```
 //! Time is the number of frames pushed (frame `n` starts at `n × 20 ms`); nothing here reads a
-//! clock, allocates, or keeps more than a few dozen bytes of state.
+//! clock or allocates, and a [`Vad`] is about a hundred bytes.
 //!
 //! # How a frame is classified
 //! - **Energy against an adaptive noise floor.** Frame energy in dBFS is compared with the floor
 //!   plus [`VadConfig::margin_db`] and with an absolute [`VadConfig::min_level_dbfs`]. The floor
-//!   is the minimum of the exponentially smoothed frame energy over the last 1.5–2 s (kept as
-//!   the minima of four 0.5 s blocks plus the current block): it follows a quieter line at once
-//!   and rises only as quiet blocks age out, so steady background noise becomes the floor within
-//!   about 2 s, while speech, which always has pauses, never does.
+//!   is the minimum of the exponentially smoothed frame energy over the last 1.5–2 s (kept as the
+//!   minima of three finished 0.5 s blocks and the current one): it follows a quieter line at
+//!   once and rises only as quiet blocks age out, so steady background noise becomes the floor
+//!   within about 2 s (at once when it is there from the first frame), while speech, which
+//!   always has pauses, never does.
 //! - **Tonality instead of zero-crossing rate.** A sum of one or two steady sinusoids (a beep, a
 //!   DTMF digit, a dial tone) obeys an exact 4-tap palindromic recurrence
 //!   `x[n] + x[n-4] = a·(x[n-1] + x[n-3]) + b·x[n-2]`. The residual of its least-squares fit,
 //!   relative to the signal, is a spectral-flatness measure computed in one pass without an FFT:
-//!   near 0 for tones (only G.711 quantisation noise remains, about −30 dB), large for speech and
-//!   noise. Zero-crossing rate was rejected: it is dominated by whatever noise is on the line,
-//!   and it cannot tell a vowel from a 700 Hz tone, which is exactly the confusion that matters
-//!   here; low-energy unvoiced consonants, which ZCR would rescue, are covered by the onset
-//!   count and the hang-over. The fit runs on the first difference of the signal so that voiced
-//!   speech, whose energy sits low in the band, does not look like a low tone.
-//!   With [`VadConfig::reject_tones`] a tonal frame is [`FrameClass::Tone`] and does not count
-//!   as speech.
+//!   near 0 for tones (only G.711 quantisation noise remains: below 0.08 even for DTMF at
+//!   −48 dBFS), above 0.2 for speech and noise. Zero-crossing rate was rejected: it is dominated
+//!   by whatever noise is on the line, and it cannot tell a vowel from a 700 Hz tone, which is
+//!   exactly the confusion that matters here; low-energy unvoiced consonants, which ZCR would
+//!   rescue, are covered by the onset count and the hang-over. The fit runs on the first
+//!   difference of the signal so that voiced speech, whose energy sits low in the band, does not
+//!   look like a low tone. With [`VadConfig::reject_tones`] a tonal frame is
+//!   [`FrameClass::Tone`] and does not count as speech.
 
 use std::time::Duration;
 
@@ -57,7 +58,7 @@ const SMOOTHING: f32 = 0.3;
 const SILENT_DBFS: f32 = -100.0;
 /// A frame whose tone-model residual is below this fraction of its energy is a tone (−10 dB).
 /// Measured on G.711 round-tripped signals (see `tonality_separates_tones_from_speech`): tones
-/// and DTMF pairs from −45 to −16 dBFS stay below 0.07, synthetic speech and noise above 0.2.
+/// and DTMF pairs from −48 to −16 dBFS stay below 0.08, synthetic speech and noise above 0.2.
 const TONE_RESIDUAL: f64 = 0.1;
 
 /// Per-instance VAD settings.
@@ -841,6 +842,11 @@ mod tests {
         // A −20 dBFS sine: RMS 3277, mean |x| ≈ RMS × 2√2/π ≈ 2950 (8 samples a period).
         assert!(info.mean_abs.abs_diff(2950) < 100, "{info:?}");
         assert!(infos[..50].iter().all(|i| i.class == FrameClass::Silence));
+    }
+
+    #[test]
+    fn state_is_small_and_fixed() {
+        assert!(size_of::<Vad>() <= 128, "{}", size_of::<Vad>());
     }
 
     #[test]
