@@ -7,17 +7,14 @@
 //! error (the message names the argument), 1 runtime failure (e.g. cannot bind a socket).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context as _;
-
+mod call;
 mod probe;
 use clap::{Parser, Subcommand};
-use engine::driver::{DriverConfig, DriverEvent, SipDriver};
-use engine::transport::TransportConfig;
-use engine::trunk::{CallRequest, TrunkConfig};
-use sip::{CallEvent, CallReport, EndpointConfig, TimerConfig};
+use engine::trunk::TrunkConfig;
 
 #[derive(Debug, Parser)]
 #[command(name = "dialer", version, about = "Outbound voice-bot dialer engine")]
@@ -92,6 +89,22 @@ struct CallArgs {
     /// Seed of SIP identifiers (branches, tags, Call-ID); random by default.
     #[arg(long)]
     seed: Option<u64>,
+    /// Play this WAV (any rate, depth, channels) after the answer.
+    #[arg(long, value_name = "WAV")]
+    prompt: Option<PathBuf>,
+    /// Record the call as a stereo WAV (left callee, right us).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Hang up this long after the last digit (counted from the end of the prompt, or from
+    /// the answer without one). Default 5 s with --prompt.
+    #[arg(long, value_name = "SECS")]
+    dtmf_timeout: Option<f64>,
+    /// Hang up when no RTP arrives for this long.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    rtp_timeout: f64,
+    /// Send these digits (RFC 4733) once answered, e.g. to walk a far-end IVR.
+    #[arg(long, value_name = "DIGITS")]
+    send_dtmf: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -128,9 +141,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run_call(plan)) {
-        Ok(report) => {
-            println!("{}", report_json(&report));
+    match runtime.block_on(call::run(plan)) {
+        Ok(result) => {
+            println!("{}", result.to_json());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -156,7 +169,7 @@ fn init_logging(verbose: u8) {
 
 /// Validated arguments.
 #[derive(Debug)]
-struct CallPlan {
+pub(crate) struct CallPlan {
     trunk: engine::trunk::Trunk,
     number: String,
     from: Option<String>,
@@ -165,6 +178,11 @@ struct CallPlan {
     bind: SocketAddr,
     session_expires: Option<u32>,
     seed: u64,
+    prompt: Option<std::sync::Arc<media::Prompt>>,
+    record: Option<PathBuf>,
+    dtmf_timeout: Option<Duration>,
+    rtp_timeout: Duration,
+    send_dtmf: Option<String>,
 }
 
 impl CallPlan {
@@ -212,7 +230,38 @@ impl CallPlan {
             }
             n => Some(n),
         };
+        let prompt = match &a.prompt {
+            Some(path) => Some(std::sync::Arc::new(
+                media::Prompt::load(path).map_err(|e| format!("invalid --prompt: {e}"))?,
+            )),
+            None => None,
+        };
+        if let Some(d) = &a.send_dtmf
+            && (d.is_empty()
+                || d.len() > 32
+                || !d
+                    .chars()
+                    .all(|c| media::dtmf::Digit::from_char(c).is_some()))
+        {
+            return Err(format!(
+                "invalid --send-dtmf {d:?}: expected up to 32 of 0-9 * # A-D"
+            ));
+        }
+        let dtmf_timeout = match a.dtmf_timeout {
+            Some(v) => Some(secs("--dtmf-timeout", v)?),
+            None if prompt.is_some() => Some(Duration::from_secs(5)),
+            None => None,
+        };
+        let rtp_timeout = secs("--rtp-timeout", a.rtp_timeout)?;
+        if rtp_timeout < Duration::from_secs(1) {
+            return Err("invalid --rtp-timeout: at least 1 second".into());
+        }
         Ok(CallPlan {
+            prompt,
+            record: a.record.clone(),
+            dtmf_timeout,
+            rtp_timeout,
+            send_dtmf: a.send_dtmf.clone(),
             trunk,
             number: a.to.clone(),
             from: a.from.clone(),
@@ -245,89 +294,4 @@ fn random_seed() -> u64 {
             .unwrap_or_default(),
     );
     h.finish()
-}
-
-async fn run_call(plan: CallPlan) -> anyhow::Result<CallReport> {
-    let mut driver = SipDriver::bind(DriverConfig {
-        transport: TransportConfig {
-            bind: plan.bind,
-            ..TransportConfig::default()
-        },
-        endpoint: EndpointConfig {
-            seed: plan.seed,
-            ..EndpointConfig::default()
-        },
-    })
-    .await
-    .with_context(|| format!("cannot bind SIP sockets on {}", plan.bind))?;
-    let local = driver
-        .local_addr_towards(&plan.trunk.dest())
-        .await
-        .context("cannot find our address towards the trunk")?;
-    // Media arrives with a later issue; the RTP port is reserved so the offer names a port we own.
-    let rtp = std::net::UdpSocket::bind(SocketAddr::new(local.ip(), 0))
-        .context("cannot bind an RTP port")?;
-    let rtp_addr = rtp.local_addr()?;
-    let media = sip::sdp::LocalMedia::new(rtp_addr.ip(), rtp_addr.port(), plan.seed & 0xFFFF_FFFF);
-    let req = CallRequest {
-        number: plan.number.clone(),
-        from: plan.from.clone(),
-        ring_timeout: plan.ring_timeout,
-        media: Some(media),
-        session_expires: plan.session_expires,
-    };
-    let cfg = plan.trunk.call_config(&req, local, TimerConfig::default());
-    let started = Instant::now();
-    let call = driver.place_call(cfg).await;
-    tracing::info!(trunk = %plan.trunk.cfg.name, "call placed");
-    let mut interrupted = false;
-    loop {
-        let next = tokio::select! {
-            ev = driver.next_event() => ev,
-            _ = tokio::signal::ctrl_c(), if !interrupted => {
-                interrupted = true;
-                let _ = driver.hangup(call).await;
-                continue;
-            }
-        };
-        let (h, ev) = match next {
-            Some(DriverEvent::Call(h, ev)) => (h, ev),
-            Some(DriverEvent::Agent(..)) => continue,
-            None => anyhow::bail!("the SIP transport stopped"),
-        };
-        if h != call {
-            continue;
-        }
-        match ev {
-            CallEvent::Answered { .. } => {
-                let limit = plan.hangup_after.unwrap_or(Duration::from_secs(3600));
-                driver.hangup_at(call, Instant::now() + limit);
-                tracing::info!(setup_ms = started.elapsed().as_millis() as u64, "answered");
-            }
-            CallEvent::Progress { status, .. } => tracing::debug!(status, "progress"),
-            CallEvent::Ended(report) => {
-                tracing::info!(outcome = %report.outcome, status = ?report.sip_status, "call ended");
-                // Answer retransmissions for a moment (a lost ACK or 200 OK on UDP would
-                // otherwise leave the far end retrying) and let queued TCP writes out.
-                driver.linger(Duration::from_secs(1)).await;
-                drop(rtp);
-                return Ok(report);
-            }
-            other => tracing::debug!(event = ?other, "call event"),
-        }
-    }
-}
-
-fn report_json(r: &CallReport) -> String {
-    let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
-    serde_json::json!({
-        "outcome": r.outcome.as_str(),
-        "sip_status": r.sip_status,
-        "reason": r.reason,
-        "reason_header": r.reason_header,
-        "setup_ms": ms(r.setup),
-        "duration_ms": ms(r.duration).or(Some(0)),
-        "hangup_by": r.hangup_by.map(|h| h.as_str()),
-    })
-    .to_string()
 }

@@ -298,8 +298,8 @@ pub struct DtmfReceiver {
 impl DtmfReceiver {
     /// A receiver with nothing heard yet.
     pub fn new(config: ReceiverConfig) -> DtmfReceiver {
-        let timeout_units = u64::from(config.clock_rate) * config.end_timeout.as_millis() as u64
-            / 1000;
+        let timeout_units =
+            u64::from(config.clock_rate) * config.end_timeout.as_millis() as u64 / 1000;
         DtmfReceiver {
             config,
             timeout_units: timeout_units.min(u64::from(u32::MAX / 4)) as u32,
@@ -329,6 +329,9 @@ impl DtmfReceiver {
     /// payload. A payload that cannot be decoded is counted and returned as an error; nothing
     /// else changes. Drain [`poll_digit`](Self::poll_digit) afterwards (one packet can close
     /// two events: the previous one whose end was lost, and itself).
+    ///
+    /// Events are told apart by RTP timestamp and ordered by duration, which is what RFC 4733
+    /// guarantees; `seq` only goes to the trace log (the RTP layer owns loss accounting).
     pub fn handle_packet(
         &mut self,
         rtp_timestamp: u32,
@@ -470,7 +473,7 @@ impl DtmfReceiver {
     /// Whether a packet at `ts` starts the next segment of `cur`.
     fn next_segment(cur: &Current, ts: u32) -> bool {
         let gap = ts.wrapping_sub(cur.seg_ts);
-        gap <= SEGMENT_MAX && gap >= SEGMENT_MAX - SEGMENT_SLACK && gap >= u32::from(cur.seg_dur)
+        (SEGMENT_MAX - SEGMENT_SLACK..=SEGMENT_MAX).contains(&gap) && gap >= u32::from(cur.seg_dur)
     }
 
     fn close(&mut self, cur: Current, closed: Closed, now_rtp: u32) {
@@ -627,8 +630,7 @@ impl DtmfSender {
 
     /// Tick at which the next digit may start.
     fn next_start_tick(&self) -> u32 {
-        let by_gap =
-            (u32::from(self.total) + self.gap_units).div_ceil(FRAME_SAMPLES as u32);
+        let by_gap = (u32::from(self.total) + self.gap_units).div_ceil(FRAME_SAMPLES as u32);
         by_gap.max(self.end_tick() + 3)
     }
 
@@ -801,10 +803,15 @@ mod tests {
     }
 
     /// Feed packets `(ts, marker, end, duration)` of one event code; collect digits.
-    fn feed(rx: &mut DtmfReceiver, event: u8, pkts: &[(u32, bool, bool, u16)]) -> Vec<ReceivedDigit> {
+    fn feed(
+        rx: &mut DtmfReceiver,
+        event: u8,
+        pkts: &[(u32, bool, bool, u16)],
+    ) -> Vec<ReceivedDigit> {
         let mut out = Vec::new();
         for (i, &(ts, m, e, dur)) in pkts.iter().enumerate() {
-            rx.handle_packet(ts, m, i as u16, &payload(event, e, dur)).unwrap();
+            rx.handle_packet(ts, m, i as u16, &payload(event, e, dur))
+                .unwrap();
             while let Some(x) = rx.poll_digit() {
                 out.push(x);
             }
@@ -865,14 +872,20 @@ mod tests {
             duration: 1,
         };
         assert_eq!(big.encode()[1], 200 & 0x3F);
-        assert_eq!(TelephoneEvent::decode(&[1, 2, 3]), Err(PayloadError::TooShort(3)));
+        assert_eq!(
+            TelephoneEvent::decode(&[1, 2, 3]),
+            Err(PayloadError::TooShort(3))
+        );
         assert_eq!(TelephoneEvent::decode(&[]), Err(PayloadError::TooShort(0)));
     }
 
     #[test]
     fn malformed_payload_is_an_error_not_a_panic() {
         let mut r = rx();
-        assert_eq!(r.handle_packet(0, true, 0, &[5]), Err(PayloadError::TooShort(1)));
+        assert_eq!(
+            r.handle_packet(0, true, 0, &[5]),
+            Err(PayloadError::TooShort(1))
+        );
         assert_eq!(r.stats().malformed, 1);
         assert_eq!(r.poll_digit(), None);
     }
@@ -954,15 +967,25 @@ mod tests {
         let got = feed(
             &mut r,
             9,
-            &[(8000, false, false, 480), (8000, false, true, 960), (8000, false, true, 960)],
+            &[
+                (8000, false, false, 480),
+                (8000, false, true, 960),
+                (8000, false, true, 960),
+            ],
         );
         assert_eq!(got.len(), 1);
-        assert_eq!((got[0].digit, got[0].rtp_timestamp, got[0].duration_ms), (d('9'), 8000, 120));
+        assert_eq!(
+            (got[0].digit, got[0].rtp_timestamp, got[0].duration_ms),
+            (d('9'), 8000, 120)
+        );
 
         // Only an end packet heard.
         let got = feed(&mut r, 10, &[(16000, false, true, 800)]);
         assert_eq!(got.len(), 1);
-        assert_eq!((got[0].digit, got[0].rtp_timestamp, got[0].duration_ms), (d('*'), 16000, 100));
+        assert_eq!(
+            (got[0].digit, got[0].rtp_timestamp, got[0].duration_ms),
+            (d('*'), 16000, 100)
+        );
         assert_eq!(got[0].closed, Closed::End);
     }
 
@@ -973,27 +996,43 @@ mod tests {
         let mut got = feed(
             &mut r,
             5,
-            &[(0, true, false, 160), (0, false, false, 320), (0, false, false, 480)],
+            &[
+                (0, true, false, 160),
+                (0, false, false, 320),
+                (0, false, false, 480),
+            ],
         );
         assert!(got.is_empty());
         got.extend(feed(
             &mut r,
             5,
-            &[(2400, true, false, 160), (2400, false, true, 640), (2400, false, true, 640)],
+            &[
+                (2400, true, false, 160),
+                (2400, false, true, 640),
+                (2400, false, true, 640),
+            ],
         ));
         assert_eq!(got.len(), 2);
-        assert_eq!((got[0].rtp_timestamp, got[0].duration_ms, got[0].closed), (0, 60, Closed::NextEvent));
+        assert_eq!(
+            (got[0].rtp_timestamp, got[0].duration_ms, got[0].closed),
+            (0, 60, Closed::NextEvent)
+        );
         assert_eq!(got[0].elapsed_ms, (2400 + 160) / 8);
-        assert_eq!((got[1].rtp_timestamp, got[1].duration_ms, got[1].closed), (2400, 80, Closed::End));
+        assert_eq!(
+            (got[1].rtp_timestamp, got[1].duration_ms, got[1].closed),
+            (2400, 80, Closed::End)
+        );
         assert_eq!(r.stats().lost_ends, 1);
     }
 
     #[test]
     fn one_packet_closes_two_events() {
         let mut r = rx();
-        r.handle_packet(0, true, 0, &payload(1, false, 160)).unwrap();
+        r.handle_packet(0, true, 0, &payload(1, false, 160))
+            .unwrap();
         // Everything of the next digit is lost except one end packet.
-        r.handle_packet(4000, false, 9, &payload(2, true, 800)).unwrap();
+        r.handle_packet(4000, false, 9, &payload(2, true, 800))
+            .unwrap();
         let a = r.poll_digit().unwrap();
         let b = r.poll_digit().unwrap();
         assert_eq!(r.poll_digit(), None);
@@ -1004,13 +1043,20 @@ mod tests {
     #[test]
     fn lost_end_closed_by_rtp_timeout() {
         let mut r = rx();
-        feed(&mut r, 7, &[(100, true, false, 160), (100, false, false, 320)]);
+        feed(
+            &mut r,
+            7,
+            &[(100, true, false, 160), (100, false, false, 320)],
+        );
         // Audio continues: 200 ms past the last update is not yet a timeout.
         r.handle_timeout(100 + 320 + 1600);
         assert_eq!(r.poll_digit(), None);
         r.handle_timeout(100 + 320 + 2001);
         let got = r.poll_digit().unwrap();
-        assert_eq!((got.digit, got.duration_ms, got.closed), (d('7'), 40, Closed::Timeout));
+        assert_eq!(
+            (got.digit, got.duration_ms, got.closed),
+            (d('7'), 40, Closed::Timeout)
+        );
         assert_eq!(got.elapsed_ms, (320 + 2001) / 8);
         // Its late end packets are not a second press.
         feed(&mut r, 7, &[(100, false, true, 800)]);
@@ -1032,7 +1078,11 @@ mod tests {
         let got = feed(&mut r, 3, &[(10_000, false, true, 320)]);
         assert_eq!(got.len(), 1);
         // The sender restarted its timestamps far back: a new event, not a late packet.
-        let got = feed(&mut r, 4, &[(10_000u32.wrapping_sub(1_000_000), false, true, 800)]);
+        let got = feed(
+            &mut r,
+            4,
+            &[(10_000u32.wrapping_sub(1_000_000), false, true, 800)],
+        );
         assert_eq!(got.len(), 1);
     }
 
@@ -1050,7 +1100,14 @@ mod tests {
         let ts = u32::MAX - 100;
         let got = feed(&mut r, 0, &[(ts, true, false, 160), (ts, false, true, 400)]);
         assert_eq!(got.len(), 1);
-        let got = feed(&mut r, 0, &[(ts.wrapping_add(2000), true, false, 160), (ts.wrapping_add(2000), false, true, 480)]);
+        let got = feed(
+            &mut r,
+            0,
+            &[
+                (ts.wrapping_add(2000), true, false, 160),
+                (ts.wrapping_add(2000), false, true, 480),
+            ],
+        );
         assert_eq!((got.len(), got[0].rtp_timestamp), (1, 1899));
     }
 
@@ -1074,7 +1131,8 @@ mod tests {
             let end = elapsed == total;
             let copies = if end { 3 } else { 1 };
             for _ in 0..copies {
-                r.handle_packet(ts, elapsed == 400, seq, &payload(8, end, dur)).unwrap();
+                r.handle_packet(ts, elapsed == 400, seq, &payload(8, end, dur))
+                    .unwrap();
                 seq = seq.wrapping_add(1);
                 // Audio packets carry on meanwhile.
                 r.handle_timeout(start.wrapping_add(elapsed));
@@ -1082,7 +1140,10 @@ mod tests {
             }
         }
         assert_eq!(out.len(), 1, "{out:?}");
-        assert_eq!((out[0].digit, out[0].rtp_timestamp, out[0].duration_ms), (d('8'), start, 20_000));
+        assert_eq!(
+            (out[0].digit, out[0].rtp_timestamp, out[0].duration_ms),
+            (d('8'), start, 20_000)
+        );
         assert_eq!(out[0].closed, Closed::End);
     }
 
@@ -1093,10 +1154,18 @@ mod tests {
         let mut out = feed(
             &mut r,
             4,
-            &[(0, true, false, 60_000), (0, false, true, 0xFFFF), (0, false, true, 0xFFFF)],
+            &[
+                (0, true, false, 60_000),
+                (0, false, true, 0xFFFF),
+                (0, false, true, 0xFFFF),
+            ],
         );
         assert!(out.is_empty(), "held at the segment boundary");
-        out.extend(feed(&mut r, 4, &[(0xFFFF, false, false, 800), (0xFFFF, false, true, 1600)]));
+        out.extend(feed(
+            &mut r,
+            4,
+            &[(0xFFFF, false, false, 800), (0xFFFF, false, true, 1600)],
+        ));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].duration_ms, (0xFFFF + 1600) / 8);
 
@@ -1119,7 +1188,7 @@ mod tests {
             &[
                 (0, true, false, 60_000),
                 (0, false, false, 65_000),
-                (0, false, false, 464), // 65_536 + 464
+                (0, false, false, 464),    // 65_536 + 464
                 (0, false, false, 65_400), // late, from before the wrap
                 (0, false, true, 1_000),
             ],
@@ -1149,9 +1218,18 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let b = x.to_le_bytes();
-            let ts = if b[7] & 1 == 0 { u32::from(b[6]) * 160 } else { x as u32 };
+            let ts = if b[7] & 1 == 0 {
+                u32::from(b[6]) * 160
+            } else {
+                x as u32
+            };
             let len = usize::from(b[5] % 6);
-            let _ = r.handle_packet(ts, b[4] & 1 == 1, i as u16, &[b[0] % 20, b[1], b[2], b[3], b[4]][..len.min(5)]);
+            let _ = r.handle_packet(
+                ts,
+                b[4] & 1 == 1,
+                i as u16,
+                &[b[0] % 20, b[1], b[2], b[3], b[4]][..len.min(5)],
+            );
             if b[3] & 7 == 0 {
                 r.handle_timeout(x as u32 >> 1);
             }
@@ -1177,7 +1255,10 @@ mod tests {
                 SendTick::Pause => pauses += 1,
             }
         }
-        let durs: Vec<(bool, bool, u16)> = packets.iter().map(|(m, e)| (*m, e.end, e.duration)).collect();
+        let durs: Vec<(bool, bool, u16)> = packets
+            .iter()
+            .map(|(m, e)| (*m, e.end, e.duration))
+            .collect();
         assert_eq!(
             durs,
             vec![
@@ -1223,7 +1304,10 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!((first.duration, first.volume), (160, 63));
-        assert_eq!(DtmfSender::new(d('1'), Duration::from_secs(60), 0).total, 0xFFFF);
+        assert_eq!(
+            DtmfSender::new(d('1'), Duration::from_secs(60), 0).total,
+            0xFFFF
+        );
     }
 
     #[test]
@@ -1239,7 +1323,7 @@ mod tests {
             for t in DtmfSender::new(d(c), Duration::from_millis(120), 10) {
                 if let SendTick::Packet(p) = t {
                     drop += 1;
-                    if drop % 3 != 0 {
+                    if !drop.is_multiple_of(3) {
                         r.handle_packet(start, p.marker, seq, &p.payload).unwrap();
                     }
                     seq = seq.wrapping_add(1);
@@ -1250,6 +1334,18 @@ mod tests {
             }
         }
         assert_eq!(got, "159#");
+    }
+
+    #[test]
+    fn per_call_state_is_small() {
+        use std::mem::size_of;
+        let sizes = [
+            size_of::<DtmfReceiver>(),
+            size_of::<DtmfSender>(),
+            size_of::<DigitCollector>(),
+        ];
+        println!("DtmfReceiver, DtmfSender, DigitCollector: {sizes:?} bytes");
+        assert!(sizes.iter().all(|&s| s <= 512), "{sizes:?}");
     }
 
     fn t0() -> Instant {
@@ -1274,7 +1370,11 @@ mod tests {
         let t = t0();
         let mut c = DigitCollector::new(DigitCollector::DEFAULT_WINDOW);
         // In-band confirms 40 ms after RFC 4733; then SIP INFO as well.
-        let s = collect(&mut c, t, &[(Rfc4733, '5', 0), (InBand, '5', 40), (SipInfo, '5', 120)]);
+        let s = collect(
+            &mut c,
+            t,
+            &[(Rfc4733, '5', 0), (InBand, '5', 40), (SipInfo, '5', 120)],
+        );
         assert_eq!(s, "5");
         assert_eq!(c.duplicates(), 2);
         // Reported in the other order (in-band detected first): still once.
@@ -1292,13 +1392,22 @@ mod tests {
         let s = collect(
             &mut c,
             t,
-            &[(Rfc4733, '5', 0), (Rfc4733, '5', 150), (InBand, '5', 5), (InBand, '5', 160)],
+            &[
+                (Rfc4733, '5', 0),
+                (Rfc4733, '5', 150),
+                (InBand, '5', 5),
+                (InBand, '5', 160),
+            ],
         );
         assert_eq!(s, "55");
         assert_eq!(c.duplicates(), 2);
         // One source only: every report is a press.
         let mut c = DigitCollector::new(DigitCollector::DEFAULT_WINDOW);
-        let s = collect(&mut c, t, &[(InBand, '5', 0), (InBand, '5', 90), (InBand, '5', 180)]);
+        let s = collect(
+            &mut c,
+            t,
+            &[(InBand, '5', 0), (InBand, '5', 90), (InBand, '5', 180)],
+        );
         assert_eq!(s, "555");
     }
 
@@ -1311,7 +1420,15 @@ mod tests {
         let s = collect(&mut c, t, &[(Rfc4733, '3', 0), (InBand, '3', 201)]);
         assert_eq!(s, "33");
         // Different keys are never merged.
-        let s = collect(&mut c, t, &[(Rfc4733, '1', 1000), (InBand, '2', 1000), (SipInfo, '3', 1000)]);
+        let s = collect(
+            &mut c,
+            t,
+            &[
+                (Rfc4733, '1', 1000),
+                (InBand, '2', 1000),
+                (SipInfo, '3', 1000),
+            ],
+        );
         assert_eq!(s, "123");
         // Exactly at the window: merged.
         let s = collect(&mut c, t, &[(SipInfo, '9', 2000), (Rfc4733, '9', 2200)]);

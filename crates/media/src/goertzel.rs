@@ -33,36 +33,41 @@
 //!   Goertzel/DFT window that slides by 4.25 ms at the cost of a non-overlapping one.
 //!   102 samples is the classic block length: the bin spacing (78 Hz) puts the neighbouring
 //!   low-group tones (73–89 Hz apart) near the first null and the high-group ones (127–156 Hz)
-//!   near the second, so each group's tones are separated by 15–29 dB, while a ±1.5 % frequency
-//!   error costs under 1.5 dB. A 160-sample block separates the low group worse (the 73 Hz
-//!   neighbour falls on the first side lobe, −13 dB) and measures time in 20 ms steps; the
-//!   short hop is what lets the detector tell a 30 ms burst from a 40 ms key press.
+//!   near the second, so each tone leaks at least 15 dB down into its group's other bins, while
+//!   a ±1.5 % frequency error costs under 1.5 dB. A 160-sample block separates the low group
+//!   worse (the 73 Hz neighbour falls on the first side lobe, −13 dB) and measures time in 20 ms
+//!   steps; the short hop is what lets the detector tell a 30 ms burst from a 40 ms key press.
 //! - **A window is a hit for a key** when: each tone is at least
-//!   [`DetectorConfig::min_level_dbm0`]; the two tones carry at least 75 % of the window's
-//!   energy (speech and music spread theirs); in each group the strongest tone is 8 dB above
-//!   each other tone of that group; the twist is within [`DetectorConfig::normal_twist_db`] (low
-//!   group stronger) and [`DetectorConfig::reverse_twist_db`] (high group stronger); and the
-//!   harmonics that voiced speech and instruments carry are absent: the high tone's 2nd
-//!   harmonic (2418–3266 Hz) and the low tone's 3rd (2091–2823 Hz) must be 12 dB below their
-//!   fundamentals. (The low tone's 2nd harmonic, 1394–1882 Hz, lies within one bin width of
-//!   the high-group tones and would measure their leakage, so it is not used.)
+//!   [`DetectorConfig::min_level_dbm0`]; the two tones carry at least 80 % of the window's
+//!   energy (speech and music spread theirs; white noise at 10 dB SNR leaves 91 %); in each
+//!   group the strongest tone is 8 dB above each other tone of that group; the twist is within
+//!   [`DetectorConfig::normal_twist_db`] (low group stronger) and
+//!   [`DetectorConfig::reverse_twist_db`] (high group stronger); and the harmonics that voiced
+//!   speech and instruments carry are absent: the high tone's 2nd harmonic (2418–3266 Hz) and
+//!   the low tone's 3rd (2091–2823 Hz) must be 12 dB below their fundamentals. (The low tone's
+//!   2nd harmonic, 1394–1882 Hz, lies within one bin width of the high-group tones and would
+//!   measure their leakage, so it is not used.) The 80 % comes from a sweep over 20 minutes of
+//!   synthetic speech: 75 % let one false digit through, 80 % none; with 80 % detection stays
+//!   100 % down to 8 dB SNR and 98 % at 6 dB (82 % would give 84 % at 6 dB).
 //! - **Key presses.** Consecutive hits for one key form a run. A run ends when nothing (or a
 //!   different key, twice) hits for long enough that a pause of half of
 //!   [`DetectorConfig::min_gap`] is certain; a shorter dropout followed by the same key is
-//!   bridged into the same press. The run's tone length is measured to about a millisecond from
-//!   the sub-block energies at its edges (each edge sub-block counts by the fraction of the
-//!   tone's steady energy it holds, above the surrounding floor). The press is reported **at
-//!   its end**, once, with its start and length, when the length is at least 7/8 of
-//!   [`DetectorConfig::min_duration`] (35 ms by default: a 40 ms press passes despite
-//!   measurement error, a 30 ms burst does not). Reporting at the end costs the length of the
-//!   press in latency but gives the duration, like RFC 4733 does.
+//!   bridged into the same press. The run's tone length is measured from the sub-block energies
+//!   at its edges (each edge sub-block counts by the fraction of the tone's steady energy it
+//!   holds, above the surrounding floor): within ±1 ms on a clean line, ±3 ms at 10 dB SNR.
+//!   The press is reported **at its end**, once, with its start and length, when the length is
+//!   at least 7/8 of [`DetectorConfig::min_duration`] (35 ms by default: a 40 ms press passes
+//!   despite measurement error, a 30 ms burst does not). Reporting at the end costs latency
+//!   (the press, then 37–42 ms to be sure it is over) but gives the duration, like RFC 4733,
+//!   and lets the measured length decide rather than a count of blocks.
 //!
 //! # Cost
 //! Per sample: 16 multiply-adds and one square; per 4.25 ms: a 3-term sum and 8 magnitudes,
-//! plus two 102-sample Goertzel passes only when a window already looks like a digit. State is
-//! about 700 bytes per call, no allocation. Measured with the `cost_per_second_of_audio`
-//! test (`cargo test --release -p media cost_per -- --ignored --nocapture`): about 40 µs of one
-//! core per second of audio (see the crate's BENCHMARKS for the criterion figure).
+//! plus two 102-sample Goertzel passes only when a window already looks like a digit. State:
+//! 784 bytes per call, no allocation. The `cost_per_second_of_audio` test
+//! (`cargo test --release -p media cost_per -- --ignored --nocapture`) measures about 22 µs of
+//! one core per second of audio (speech with 7 % keyed tones, release build, this project's
+//! 2-core AMD EPYC VM), i.e. about 45,000 calls' audio per core.
 
 use std::time::Duration;
 
@@ -82,8 +87,6 @@ const NORM: f32 = 2.0 / (WIN * WIN) as f32;
 
 /// The two tones must carry this share of the window energy.
 const TONE_SHARE: f32 = 0.80;
-#[cfg(test)]
-thread_local! { pub(crate) static SHARE_OVERRIDE: std::cell::Cell<f32> = const { std::cell::Cell::new(0.0) }; }
 /// In each group the strongest tone is this far (8 dB) above every other.
 const RELATIVE_PEAK: f32 = 6.309_573;
 /// A checked harmonic must be this far (12 dB) below its fundamental.
@@ -210,7 +213,9 @@ impl Default for DetectorConfig {
 pub struct ToneDigit {
     /// The key.
     pub digit: Digit,
-    /// Sample index (since the detector was created) where the tone started.
+    /// Sample index (since the detector was created) where the tone started: the key was
+    /// pressed `(position() − start_sample) / 8` ms before the end of the audio processed so
+    /// far (see [`DtmfDetector::position`]).
     pub start_sample: u64,
     /// Measured length of the tone.
     pub duration_ms: u32,
@@ -316,15 +321,16 @@ impl DtmfDetector {
     /// A detector that has heard nothing.
     pub fn new(config: DetectorConfig) -> DtmfDetector {
         let db = |x: f32| 10f32.powf(x / 10.0);
-        let ms_to_samples = |d: Duration| d.as_secs_f64() * f64::from(SAMPLE_RATE);
+        let samples = |d: Duration| d.as_secs_f64() * f64::from(SAMPLE_RATE);
         let zero_dbm0_power = (AMPLITUDE_0DBM0 * AMPLITUDE_0DBM0 / 2.0) as f32;
         DtmfDetector {
             th: Thresholds {
-                level: zero_dbm0_power * db(config.min_level_dbm0),
+                // At least one LSB²: silence must never pass the relative tests.
+                level: (zero_dbm0_power * db(config.min_level_dbm0)).max(1.0),
                 normal_twist: db(config.normal_twist_db),
                 reverse_twist: db(config.reverse_twist_db),
-                accept_samples: ms_to_samples(config.min_duration) * 7.0 / 8.0,
-                bridge_samples: ms_to_samples(config.min_gap) / 2.0,
+                accept_samples: samples(config.min_duration) * 7.0 / 8.0,
+                bridge_samples: samples(config.min_gap) / 2.0,
             },
             acc_re: [0.0; 8],
             acc_im: [0.0; 8],
@@ -369,23 +375,14 @@ impl DtmfDetector {
             samples = rest;
             let slot = (self.subs % WIN_SUBS as u64) as usize;
             self.raw[slot][from..from + take].copy_from_slice(chunk);
-            let mut re = self.acc_re;
-            let mut im = self.acc_im;
-            let mut energy = self.acc_energy;
-            let kernels = TABLES.cos[from..from + take]
-                .iter()
-                .zip(&TABLES.sin[from..from + take]);
-            for (&s, (cos, sin)) in chunk.iter().zip(kernels) {
-                let x = f32::from(s);
-                for k in 0..8 {
-                    re[k] += x * cos[k];
-                    im[k] += x * sin[k];
-                }
-                energy += x * x;
-            }
-            self.acc_re = re;
-            self.acc_im = im;
-            self.acc_energy = energy;
+            let energy = accumulate(
+                chunk,
+                &TABLES.cos[from..from + take],
+                &TABLES.sin[from..from + take],
+                &mut self.acc_re,
+                &mut self.acc_im,
+            );
+            self.acc_energy += energy;
             self.fill += take;
             if self.fill == SUB {
                 self.end_sub_block(&mut on_digit);
@@ -404,7 +401,8 @@ impl DtmfDetector {
             self.sub_im[slot][k] = re * s32 + im * c32;
             let [sc, ss] = TABLES.step[k];
             let (nc, ns) = (c * sc - s * ss, c * ss + s * sc);
-            let norm = (nc * nc + ns * ns).sqrt().recip();
+            // |z| stays within 1e-15 of 1: one Newton step for 1/|z| keeps it there.
+            let norm = 1.5 - 0.5 * (nc * nc + ns * ns);
             self.phase[k] = [nc * norm, ns * norm];
         }
         self.energy[(j % ENERGY_RING as u64) as usize] = self.acc_energy;
@@ -454,11 +452,7 @@ impl DtmfDetector {
         }
         let ji = j as i64;
         let window_energy = self.energy_at(ji) + self.energy_at(ji - 1) + self.energy_at(ji - 2);
-        #[cfg(test)]
-        let share_min = { let o = SHARE_OVERRIDE.with(|c| c.get()); if o > 0.0 { o } else { TONE_SHARE } };
-        #[cfg(not(test))]
-        let share_min = TONE_SHARE;
-        if pr + pc < share_min * window_energy / WIN as f32 {
+        if pr + pc < TONE_SHARE * window_energy / WIN as f32 {
             return None;
         }
         if pr > pc * th.normal_twist || pc > pr * th.reverse_twist {
@@ -472,26 +466,29 @@ impl DtmfDetector {
         if !dominant(rows, r) || !dominant(cols, c) {
             return None;
         }
-        if self.window_power(j, TABLES.row_harmonic[r]) > pr * HARMONIC
-            || self.window_power(j, TABLES.col_harmonic[c]) > pc * HARMONIC
-        {
+        let [hr, hc] = self.window_powers(j, [TABLES.row_harmonic[r], TABLES.col_harmonic[c]]);
+        if hr > pr * HARMONIC || hc > pc * HARMONIC {
             return None;
         }
         Some(Digit::at(r, c))
     }
 
-    /// Goertzel power of the window ending at sub-block `j` for coefficient `2 cos ω`.
-    fn window_power(&self, j: u64, coef: f32) -> f32 {
-        let (mut s1, mut s2) = (0f32, 0f32);
+    /// Goertzel powers of the window ending at sub-block `j` at two frequencies, given as
+    /// coefficients `2 cos ω` (two independent recurrences in one pass).
+    fn window_powers(&self, j: u64, coef: [f32; 2]) -> [f32; 2] {
+        let (mut s1, mut s2) = ([0f32; 2], [0f32; 2]);
         for back in (0..WIN_SUBS as u64).rev() {
             let slot = ((j - back) % WIN_SUBS as u64) as usize;
             for &x in &self.raw[slot] {
-                let s0 = f32::from(x) + coef * s1 - s2;
-                s2 = s1;
-                s1 = s0;
+                let x = f32::from(x);
+                for i in 0..2 {
+                    let s0 = x + coef[i] * s1[i] - s2[i];
+                    s2[i] = s1[i];
+                    s1[i] = s0;
+                }
             }
         }
-        (s1 * s1 + s2 * s2 - coef * s1 * s2) * NORM
+        [0, 1].map(|i| (s1[i] * s1[i] + s2[i] * s2[i] - coef[i] * s1[i] * s2[i]) * NORM)
     }
 
     fn start_run(&self, digit: Digit, j: u64) -> Run {
@@ -565,8 +562,7 @@ impl DtmfDetector {
                 }
                 // The earliest a later hit could put the start of a tone.
                 let earliest = (j as f64 - 3.0) * SUB as f64;
-                if run.tail_len == run.tail.len()
-                    && earliest - run.end() >= self.th.bridge_samples
+                if run.tail_len == run.tail.len() && earliest - run.end() >= self.th.bridge_samples
                 {
                     self.finish(run, on_digit);
                 } else {
@@ -597,6 +593,47 @@ impl DtmfDetector {
         );
         on_digit(digit);
     }
+}
+
+/// Add samples `x` to a sub-block's DFT (`re`, `im`) with the kernels for their positions;
+/// returns their energy. Even and odd samples go to separate accumulators: with one set the
+/// loop waits on the latency of its additions (31 → 21 µs per second of audio, measured).
+fn accumulate(
+    x: &[i16],
+    cos: &[[f32; 8]],
+    sin: &[[f32; 8]],
+    re: &mut [f32; 8],
+    im: &mut [f32; 8],
+) -> f32 {
+    let (mut re0, mut im0) = (*re, *im);
+    let (mut re1, mut im1) = ([0f32; 8], [0f32; 8]);
+    let (mut e0, mut e1) = (0f32, 0f32);
+    let pairs = x.chunks_exact(2);
+    let last = pairs.remainder();
+    for ((xs, c), s) in pairs.zip(cos.chunks_exact(2)).zip(sin.chunks_exact(2)) {
+        let (x0, x1) = (f32::from(xs[0]), f32::from(xs[1]));
+        for k in 0..8 {
+            re0[k] += x0 * c[0][k];
+            im0[k] += x0 * s[0][k];
+            re1[k] += x1 * c[1][k];
+            im1[k] += x1 * s[1][k];
+        }
+        e0 += x0 * x0;
+        e1 += x1 * x1;
+    }
+    if let (&[xl], Some(c), Some(s)) = (last, cos.last(), sin.last()) {
+        let xl = f32::from(xl);
+        for k in 0..8 {
+            re0[k] += xl * c[k];
+            im0[k] += xl * s[k];
+        }
+        e0 += xl * xl;
+    }
+    for k in 0..8 {
+        re[k] = re0[k] + re1[k];
+        im[k] = im0[k] + im1[k];
+    }
+    e0 + e1
 }
 
 /// A DTMF key press as 8 kHz samples: the sum of the key's two sines.
@@ -672,10 +709,10 @@ mod tests {
     use crate::g711::{self, Codec};
 
     /// xorshift64* with Box–Muller normals: seeded, reproducible noise.
-    pub(super) struct Rng(pub(super) u64);
+    struct Rng(u64);
 
     impl Rng {
-        pub(super) fn next_u64(&mut self) -> u64 {
+        fn next_u64(&mut self) -> u64 {
             self.0 ^= self.0 >> 12;
             self.0 ^= self.0 << 25;
             self.0 ^= self.0 >> 27;
@@ -684,10 +721,10 @@ mod tests {
         fn uniform(&mut self) -> f64 {
             (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
         }
-        pub(super) fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        fn range(&mut self, lo: f64, hi: f64) -> f64 {
             lo + (hi - lo) * self.uniform()
         }
-        pub(super) fn normal(&mut self) -> f64 {
+        fn normal(&mut self) -> f64 {
             let u = self.uniform().max(1e-300);
             let v = self.uniform();
             (-2.0 * u.ln()).sqrt() * (2.0 * PI * v).cos()
@@ -734,7 +771,7 @@ mod tests {
         found.iter().map(|d| d.digit.as_char()).collect()
     }
 
-    pub(super) fn g711_round_trip(audio: &[i16], codec: Codec) -> Vec<i16> {
+    fn g711_round_trip(audio: &[i16], codec: Codec) -> Vec<i16> {
         let mut codes = vec![0u8; audio.len()];
         let mut back = vec![0i16; audio.len()];
         g711::encode(codec, audio, &mut codes);
@@ -748,7 +785,9 @@ mod tests {
 
     fn add_noise(audio: &mut [i16], rms: f64, rng: &mut Rng) {
         for x in audio {
-            *x = (f64::from(*x) + rms * rng.normal()).round().clamp(-32768.0, 32767.0) as i16;
+            *x = (f64::from(*x) + rms * rng.normal())
+                .round()
+                .clamp(-32768.0, 32767.0) as i16;
         }
     }
 
@@ -757,7 +796,10 @@ mod tests {
         for i in 0..2000 {
             let x = f64::from(i) * 0.0137;
             let (s, c) = sin_cos(x);
-            assert!((s - x.sin()).abs() < 1e-12 && (c - x.cos()).abs() < 1e-12, "{x}");
+            assert!(
+                (s - x.sin()).abs() < 1e-12 && (c - x.cos()).abs() < 1e-12,
+                "{x}"
+            );
         }
     }
 
@@ -767,7 +809,11 @@ mod tests {
         assert_eq!(v.len(), 8000);
         // Two tones at −6 dBm0: total −3 dBm0.
         let expected = AMPLITUDE_0DBM0.powi(2) / 2.0 * 2.0 * 10f64.powf(-0.6);
-        assert!((power(&v) / expected - 1.0).abs() < 0.01, "{}", power(&v) / expected);
+        assert!(
+            (power(&v) / expected - 1.0).abs() < 0.01,
+            "{}",
+            power(&v) / expected
+        );
         // Across fill calls, the phase is continuous: same samples as one call.
         let mut t = DtmfTone::new(digit('5'), -6.0, ms(1000));
         let mut parts = vec![0i16; 8000];
@@ -826,7 +872,11 @@ mod tests {
             for offset in 0..SUB as u64 {
                 let mut audio = vec![0i16; 200 + offset as usize];
                 audio.extend(tone(d, -8.0, 40));
-                assert_eq!(keys(&detect(&audio)), d.as_char().to_string(), "{d} +{offset}");
+                assert_eq!(
+                    keys(&detect(&audio)),
+                    d.as_char().to_string(),
+                    "{d} +{offset}"
+                );
                 let mut audio = vec![0i16; 200 + offset as usize];
                 audio.extend(tone(d, -8.0, 30));
                 let mut det = DtmfDetector::new(DetectorConfig::default());
@@ -850,7 +900,11 @@ mod tests {
         audio.extend(tone(five, -6.0, 80));
         let found = detect(&audio);
         assert_eq!(keys(&found), "5");
-        assert!((found[0].duration_ms as i32 - 170).abs() <= 3, "{:?}", found[0]);
+        assert!(
+            (found[0].duration_ms as i32 - 170).abs() <= 3,
+            "{:?}",
+            found[0]
+        );
         // Different keys back to back without a pause: both.
         let mut audio = tone(digit('1'), -6.0, 80);
         audio.extend(tone(digit('9'), -6.0, 80));
@@ -885,14 +939,15 @@ mod tests {
         for d in Digit::ALL {
             let (lo, hi) = d.frequencies();
             for (dev, want) in [(1.015, true), (0.985, true), (1.035, false), (0.965, false)] {
-                let mut t = DtmfTone::from_parts(
-                    [f64::from(lo) * dev, f64::from(hi) * dev],
-                    -6.0,
-                    ms(80),
-                );
+                let mut t =
+                    DtmfTone::from_parts([f64::from(lo) * dev, f64::from(hi) * dev], -6.0, ms(80));
                 let mut v = vec![0i16; t.remaining()];
                 t.fill(&mut v);
-                let expect = if want { d.as_char().to_string() } else { String::new() };
+                let expect = if want {
+                    d.as_char().to_string()
+                } else {
+                    String::new()
+                };
                 assert_eq!(keys(&detect(&v)), expect, "{d} × {dev}");
             }
         }
@@ -914,6 +969,9 @@ mod tests {
             let tone_power = power(&audio[480..]);
             audio.extend(silence(60));
             add_noise(&mut audio, (tone_power / 10.0).sqrt(), &mut rng);
+            // A third clean, a third through µ-law, a third through A-law.
+            let codec = [None, Some(Codec::Pcmu), Some(Codec::Pcma)][(rng.next_u64() % 3) as usize];
+            let audio = codec.map_or(audio.clone(), |c| g711_round_trip(&audio, c));
             let found = detect(&audio);
             if keys(&found) == d.as_char().to_string() {
                 detected += 1;
@@ -922,7 +980,10 @@ mod tests {
             }
         }
         let rate = f64::from(detected) / f64::from(trials);
-        println!("10 dB SNR: {detected}/{trials} detected ({:.1} %), {wrong} wrong", rate * 100.0);
+        println!(
+            "10 dB SNR: {detected}/{trials} detected ({:.1} %), {wrong} wrong",
+            rate * 100.0
+        );
         assert!(rate >= 0.99, "{rate}");
         assert_eq!(wrong, 0);
     }
@@ -941,7 +1002,7 @@ mod tests {
 
     /// Speech-like audio: a harmonic series on a moving 100–250 Hz fundamental, shaped by
     /// three moving formants, in syllables with pauses and some fricative noise.
-    pub(super) fn speech_like(rng: &mut Rng, seconds: f64) -> Vec<i16> {
+    fn speech_like(rng: &mut Rng, seconds: f64) -> Vec<i16> {
         let n = (seconds * 8000.0) as usize;
         let mut out = vec![0i16; n];
         let f0_base = rng.range(100.0, 220.0);
@@ -960,7 +1021,11 @@ mod tests {
                 syllable_left = syllable_len;
                 voiced = rng.uniform() < 0.8;
                 loudness = rng.range(2000.0, 14000.0);
-                target = [rng.range(250.0, 850.0), rng.range(850.0, 2400.0), rng.range(2300.0, 3300.0)];
+                target = [
+                    rng.range(250.0, 850.0),
+                    rng.range(850.0, 2400.0),
+                    rng.range(2300.0, 3300.0),
+                ];
             }
             syllable_left -= 1;
             let t = i as f64 / 8000.0;
@@ -1058,11 +1123,15 @@ mod tests {
         let mut false_digits = 0;
         for _ in 0..20 {
             let audio = music_like(&mut rng, 4.0);
-            for a in [audio.clone(), g711_round_trip(&audio, Codec::Pcma)] {
+            for a in [
+                audio.clone(),
+                g711_round_trip(&audio, Codec::Pcmu),
+                g711_round_trip(&audio, Codec::Pcma),
+            ] {
                 false_digits += detect(&a).len();
             }
         }
-        println!("music-like: {false_digits} false digits in 2 × 80 s");
+        println!("music-like: {false_digits} false digits in 3 × 80 s");
         assert_eq!(false_digits, 0);
     }
 
@@ -1076,7 +1145,16 @@ mod tests {
             all.extend(v);
             all.extend(silence(50));
         }
-        for (a, b) in [(0, 1), (1, 2), (2, 3), (0, 3), (4, 5), (5, 6), (6, 7), (4, 7)] {
+        for (a, b) in [
+            (0, 1),
+            (1, 2),
+            (2, 3),
+            (0, 3),
+            (4, 5),
+            (5, 6),
+            (6, 7),
+            (4, 7),
+        ] {
             let mut t = DtmfTone::from_parts([FREQS[a], FREQS[b]], -6.0, ms(300));
             let mut v = vec![0i16; t.remaining()];
             t.fill(&mut v);
@@ -1101,14 +1179,19 @@ mod tests {
             let scale = (power(&t) / 10.0 / sp.max(1.0)).sqrt().min(1.0);
             for (k, x) in audio.iter_mut().enumerate() {
                 let s = f64::from(*x) * scale;
-                let v = if (at..at + t.len()).contains(&k) { s + f64::from(t[k - at]) } else { s };
+                let v = if (at..at + t.len()).contains(&k) {
+                    s + f64::from(t[k - at])
+                } else {
+                    s
+                };
                 *x = v.round().clamp(-32768.0, 32767.0) as i16;
             }
             if keys(&detect(&audio)) == d.as_char().to_string() {
                 hits += 1;
             }
         }
-        assert!(hits >= 15, "{hits}/16");
+        println!("keys over speech 10 dB down: {hits}/16");
+        assert_eq!(hits, 16);
     }
 
     #[test]
@@ -1132,6 +1215,13 @@ mod tests {
         assert_eq!(keys(&reference), "147*0#");
     }
 
+    #[test]
+    fn per_call_state_is_small() {
+        let size = std::mem::size_of::<DtmfDetector>();
+        println!("DtmfDetector: {size} bytes");
+        assert!(size <= 1024, "{size}");
+    }
+
     /// Cost of the detector per second of audio: speech-like audio with digits in it.
     /// `cargo test --release -p media cost_per -- --ignored --nocapture`
     #[test]
@@ -1144,147 +1234,26 @@ mod tests {
             audio.extend(silence(if i % 2 == 0 { 100 } else { 600 }));
         }
         let seconds = audio.len() as f64 / 8000.0;
-        let mut det = DtmfDetector::new(DetectorConfig::default());
         let mut n = 0;
-        let rounds: u32 = 50;
-        let start = std::time::Instant::now();
-        for _ in 0..rounds {
-            for frame in audio.chunks(160) {
-                n += usize::from(det.process_frame(std::hint::black_box(frame)).is_some());
+        let rounds: u32 = 10;
+        // Best of several repetitions: the machine may be busy with other work.
+        let mut best = f64::MAX;
+        for _ in 0..7 {
+            let mut det = DtmfDetector::new(DetectorConfig::default());
+            let start = std::time::Instant::now();
+            for _ in 0..rounds {
+                for frame in audio.chunks(160) {
+                    n += usize::from(det.process_frame(std::hint::black_box(frame)).is_some());
+                }
             }
+            best = best.min(start.elapsed().as_secs_f64() / (seconds * f64::from(rounds)));
         }
-        let per_second = start.elapsed().as_secs_f64() / (seconds * f64::from(rounds));
+        let per_second = best;
         println!(
             "DTMF detector: {:.1} µs per second of audio ({n} digits); {} calls per core",
             per_second * 1e6,
             (1.0 / per_second) as u64
         );
-        assert_eq!(n, 16 * rounds as usize);
-    }
-}
-#[cfg(test)]
-mod diag {
-    use super::*;
-    impl DtmfDetector {
-        fn metrics(&self, j: u64) -> String {
-            let mut p = [0f32; 8];
-            for (k, pk) in p.iter_mut().enumerate() {
-                let re: f32 = self.sub_re.iter().map(|s| s[k]).sum();
-                let im: f32 = self.sub_im.iter().map(|s| s[k]).sum();
-                *pk = (re * re + im * im) * NORM;
-            }
-            let ji = j as i64;
-            let e = (self.energy_at(ji) + self.energy_at(ji - 1) + self.energy_at(ji - 2)) / WIN as f32;
-            let mut r = 0; for i in 0..4 { if p[i] > p[r] { r = i; } }
-            let mut c = 4; for i in 4..8 { if p[i] > p[c] { c = i; } }
-            let db = |x: f32| 10.0 * x.max(1e-9).log10();
-            let r2 = (0..4).filter(|&i| i != r).map(|i| p[i]).fold(0f32, f32::max);
-            let c2 = (4..8).filter(|&i| i != c).map(|i| p[i]).fold(0f32, f32::max);
-            let hr = self.window_power(j, TABLES.row_harmonic[r]);
-            let hc = self.window_power(j, TABLES.col_harmonic[c - 4]);
-            format!("j{j} r{r} c{} lvl {:.0}/{:.0} dB share {:.2} twist {:.1} rowpk {:.1} colpk {:.1} h3r {:.1} h2c {:.1}",
-                c - 4, db(p[r]), db(p[c]), (p[r] + p[c]) / e, db(p[r] / p[c]), db(p[r] / r2), db(p[c] / c2), db(p[r]/hr), db(p[c]/hc))
-        }
-    }
-    #[test]
-    fn diag_speech() {
-        let mut rng = super::tests::Rng(0x5EED_0001);
-        for it in 0..30 {
-            let audio = super::tests::speech_like(&mut rng, 4.0);
-            for (vi, a) in [audio.clone(), super::tests::g711_round_trip(&audio, crate::Codec::Pcmu)].iter().enumerate() {
-                let mut det = DtmfDetector::new(DetectorConfig::default());
-                let mut found = Vec::new();
-                det.process(a, |d| found.push(d));
-                for d in found {
-                    println!("it {it} v{vi}: {d:?}");
-                    let mut det = DtmfDetector::new(DetectorConfig::default());
-                    let from = d.start_sample.saturating_sub(100) as usize;
-                    let to = (d.start_sample as usize + d.duration_ms as usize * 8 + 100).min(a.len());
-                    det.process(&a[..from - from % SUB], |_| {});
-                    for chunk in a[from - from % SUB..to].chunks(SUB) {
-                        det.process(chunk, |_| {});
-                        println!("   {}", det.metrics(det.subs - 1));
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod diag2 {
-    use super::*;
-    use super::tests::*;
-    #[test]
-    fn diag_share_sweep() {
-        for share in [0.7f32, 0.75, 0.78, 0.8, 0.82, 0.85] {
-            SHARE_OVERRIDE.with(|c| c.set(share));
-            let mut rng = Rng(0xABCD_0001);
-            let mut fp = 0;
-            for _ in 0..300 {
-                let audio = speech_like(&mut rng, 4.0);
-                let mut det = DtmfDetector::new(DetectorConfig::default());
-                det.process(&audio, |_| fp += 1);
-            }
-            let mut rates = String::new();
-            for snr in [12.0, 10.0, 8.0, 6.0] {
-                let mut rng = Rng(0x00C0_FFEE_1234_5678);
-                let mut ok = 0;
-                for _ in 0..1000 {
-                    let d = Digit::ALL[(rng.next_u64() % 16) as usize];
-                    let level = rng.range(-20.0, -4.0) as f32;
-                    let len = 50 + rng.next_u64() % 60;
-                    let mut t = DtmfTone::new(d, level, Duration::from_millis(len));
-                    let mut audio = vec![0i16; 480 + t.remaining() + 480];
-                    t.fill(&mut audio[480..]);
-                    let p: f64 = audio.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / (t.remaining().max(1) as f64);
-                    let n = audio.len() - 960;
-                    let p = audio.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / n as f64 + 0.0 * p;
-                    let rms = (p / 10f64.powf(snr / 10.0)).sqrt();
-                    for x in audio.iter_mut() { *x = (f64::from(*x) + rms * rng.normal()).round().clamp(-32768.0, 32767.0) as i16; }
-                    audio.extend(vec![0i16; 1600]);
-                    let mut det = DtmfDetector::new(DetectorConfig::default());
-                    let mut got = Vec::new();
-                    det.process(&audio, |x| got.push(x.digit));
-                    if got == vec![d] { ok += 1; }
-                }
-                rates += &format!(" {snr}dB:{ok}");
-            }
-            println!("share {share}: speech 1200 s -> {fp} false; detect/1000{rates}");
-        }
-    }
-}
-#[cfg(test)]
-mod diag3 {
-    use super::*;
-    use super::tests::*;
-    #[test]
-    fn diag_margins() {
-        for snr in [None, Some(20.0), Some(10.0)] {
-            for len in [30u64, 40] {
-                let mut rng = Rng(99);
-                let (mut lo, mut hi, mut ok, mut n) = (u32::MAX, 0u32, 0, 0);
-                for trial in 0..2000u64 {
-                    let d = Digit::ALL[(trial % 16) as usize];
-                    let mut t = DtmfTone::new(d, -8.0, Duration::from_millis(len));
-                    let off = (trial % 34) as usize;
-                    let mut audio = vec![0i16; 400 + off + t.remaining() + 400];
-                    let tl = t.remaining();
-                    t.fill(&mut audio[400 + off..]);
-                    if let Some(s) = snr {
-                        let p: f64 = audio.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / tl as f64;
-                        let rms = (p / 10f64.powf(s / 10.0)).sqrt();
-                        for x in audio.iter_mut() { *x = (f64::from(*x) + rms * rng.normal()).round() as i16; }
-                    }
-                    audio.extend(vec![0i16; 1600]);
-                    let mut det = DtmfDetector::new(DetectorConfig { min_duration: Duration::from_millis(1), ..Default::default() });
-                    let mut got = Vec::new();
-                    det.process(&audio, |x| got.push(x));
-                    n += 1;
-                    if got.len() == 1 && got[0].digit == d { ok += 1; lo = lo.min(got[0].duration_ms); hi = hi.max(got[0].duration_ms); }
-                }
-                println!("snr {snr:?} len {len}: found {ok}/{n}, measured {lo}..{hi} ms");
-            }
-        }
+        assert_eq!(n, 16 * 7 * rounds as usize);
     }
 }

@@ -17,16 +17,30 @@
 //!   tone rejection), speech start/end events with a per-instance hang-over.
 //! - [`amd`]: answering-machine detection after answer (Asterisk `AMD()` rules and defaults;
 //!   human / machine / not sure with a cause) and the voicemail-beep detector.
+//! - [`dtmf`]: RFC 4733 telephone-event receive ([`dtmf::DtmfReceiver`]: each key press once,
+//!   with lost starts/ends, redundant ends, reordering, long segmented events) and send
+//!   ([`dtmf::DtmfSender`]), and the per-call [`dtmf::DigitCollector`] that merges RFC 4733,
+//!   in-band and SIP INFO digits into one stream.
+//! - [`goertzel`]: in-band DTMF detector (sliding 102-sample Goertzel windows, Q.24 level, twist,
+//!   duration and gap rules, speech/music rejection; ~22 µs per second of audio) and the DTMF
+//!   tone generator.
+//!
+//! - [`session`]: [`session::CallMedia`], one call's media in one object (RTP both ways,
+//!   DTMF from every source, VAD, AMD, playback, DTMF sending, recording, symmetric-RTP
+//!   latching, RTP timeout, hold), driven by the engine's single media clock.
 //!
 //! Audio inside the crate is 8 kHz, 16-bit, mono, in 20 ms frames of [`FRAME_SAMPLES`] samples.
 #![forbid(unsafe_code)]
 
 pub mod amd;
+pub mod dtmf;
 pub mod g711;
+pub mod goertzel;
 pub mod prompt;
 pub mod record;
 pub mod resample;
 pub mod rtcp;
+pub mod session;
 pub mod stream;
 pub mod vad;
 

@@ -1,0 +1,331 @@
+//! The media side of the engine: one RTP socket per call from a port range, one clock for all
+//! calls, and a writer thread for recordings.
+//!
+//! Every 20 ms [`MediaEngine::tick`] walks all calls once: it drains each call's socket
+//! (`try_recv_from` only touches sockets the reactor marked readable, so idle sockets cost no
+//! syscall), runs the call's sans-IO [`CallMedia`] tick and sends its frame. There is no task
+//! and no timer per call. Recording blocks go to one writer thread over a channel, so file IO
+//! never runs on the media path.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use media::record::{Block, WavSink};
+use media::session::{CallMedia, MediaEvent, MediaParams, MediaStats};
+
+/// Identifies a call's media inside one engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MediaHandle(pub u64);
+
+/// Where RTP sockets are bound.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    pub bind_ip: IpAddr,
+    /// Even ports from this range carry RTP (the odd one above is left for RTCP).
+    pub port_min: u16,
+    pub port_max: u16,
+    /// Most datagrams read from one socket per tick (a flood cannot stall the clock).
+    pub max_reads_per_tick: usize,
+}
+
+impl MediaConfig {
+    pub fn new(bind_ip: IpAddr) -> Self {
+        MediaConfig {
+            bind_ip,
+            port_min: 20_000,
+            port_max: 39_999,
+            max_reads_per_tick: 16,
+        }
+    }
+}
+
+/// Counters of the whole engine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaEngineStats {
+    pub ticks: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    /// Sends that failed (socket buffer full, unreachable peer).
+    pub send_errors: u64,
+}
+
+#[derive(Debug)]
+struct Slot {
+    socket: tokio::net::UdpSocket,
+    local: SocketAddr,
+    media: Option<CallMedia>,
+    recording: bool,
+}
+
+enum WriterMsg {
+    Open(MediaHandle, PathBuf),
+    Block(MediaHandle, Block),
+    Close(MediaHandle),
+}
+
+/// All calls' media.
+#[derive(Debug)]
+pub struct MediaEngine {
+    cfg: MediaConfig,
+    next_port: u16,
+    next_id: u64,
+    slots: HashMap<MediaHandle, Slot>,
+    events: VecDeque<(MediaHandle, MediaEvent)>,
+    buf: Box<[u8; 2048]>,
+    out: Box<[u8; 2048]>,
+    writer: Option<mpsc::Sender<WriterMsg>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
+    stats: MediaEngineStats,
+}
+
+impl std::fmt::Debug for WriterMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriterMsg::Open(h, _) => write!(f, "Open({h:?})"),
+            WriterMsg::Block(h, b) => write!(f, "Block({h:?}, {} frames)", b.frames()),
+            WriterMsg::Close(h) => write!(f, "Close({h:?})"),
+        }
+    }
+}
+
+impl MediaEngine {
+    pub fn new(cfg: MediaConfig) -> MediaEngine {
+        MediaEngine {
+            next_port: cfg.port_min & !1,
+            cfg,
+            next_id: 1,
+            slots: HashMap::new(),
+            events: VecDeque::new(),
+            buf: Box::new([0; 2048]),
+            out: Box::new([0; 2048]),
+            writer: None,
+            writer_thread: None,
+            stats: MediaEngineStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> MediaEngineStats {
+        self.stats
+    }
+
+    /// Bind an RTP socket for a new call (before the offer is sent: its address goes in SDP).
+    /// Must run inside the tokio runtime.
+    pub fn allocate(&mut self) -> io::Result<(MediaHandle, SocketAddr)> {
+        let span = u32::from(self.cfg.port_max.saturating_sub(self.cfg.port_min)) / 2 + 1;
+        for _ in 0..span {
+            let port = self.next_port;
+            self.next_port = if port.saturating_add(2) > self.cfg.port_max {
+                self.cfg.port_min & !1
+            } else {
+                port + 2
+            };
+            if port < self.cfg.port_min {
+                continue;
+            }
+            let addr = SocketAddr::new(self.cfg.bind_ip, port);
+            let std_socket = match std::net::UdpSocket::bind(addr) {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(e),
+            };
+            std_socket.set_nonblocking(true)?;
+            let socket = tokio::net::UdpSocket::from_std(std_socket)?;
+            let local = socket.local_addr()?;
+            let h = MediaHandle(self.next_id);
+            self.next_id += 1;
+            self.slots.insert(
+                h,
+                Slot {
+                    socket,
+                    local,
+                    media: None,
+                    recording: false,
+                },
+            );
+            return Ok((h, local));
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!(
+                "no free RTP port in {}..={} on {}",
+                self.cfg.port_min, self.cfg.port_max, self.cfg.bind_ip
+            ),
+        ))
+    }
+
+    pub fn local_addr(&self, h: MediaHandle) -> Option<SocketAddr> {
+        self.slots.get(&h).map(|s| s.local)
+    }
+
+    /// The call was answered: start sending and analysing. `record` names the WAV file.
+    pub fn start(
+        &mut self,
+        h: MediaHandle,
+        now: Instant,
+        params: MediaParams,
+        record: Option<PathBuf>,
+    ) {
+        let recording = record.is_some() && params.record;
+        if let Some(path) = record.filter(|_| recording) {
+            self.writer_send(WriterMsg::Open(h, path));
+        }
+        if let Some(slot) = self.slots.get_mut(&h) {
+            slot.media = Some(CallMedia::new(now, params));
+            slot.recording = recording;
+        }
+    }
+
+    /// The call's media, to play prompts, send digits, update after a re-INVITE.
+    pub fn media_mut(&mut self, h: MediaHandle) -> Option<&mut CallMedia> {
+        self.slots.get_mut(&h).and_then(|s| s.media.as_mut())
+    }
+
+    pub fn media(&self, h: MediaHandle) -> Option<&CallMedia> {
+        self.slots.get(&h).and_then(|s| s.media.as_ref())
+    }
+
+    /// The call is over: close its socket and recording; its final counters.
+    pub fn release(&mut self, h: MediaHandle) -> Option<MediaStats> {
+        let mut slot = self.slots.remove(&h)?;
+        let stats = slot.media.as_ref().map(CallMedia::stats);
+        if slot.recording {
+            if let Some(m) = slot.media.as_mut() {
+                while let Some(b) = m.take_record_block() {
+                    self.writer_send(WriterMsg::Block(h, b));
+                }
+                while let Some(b) = m.finish_recording() {
+                    self.writer_send(WriterMsg::Block(h, b));
+                }
+            }
+            self.writer_send(WriterMsg::Close(h));
+        }
+        stats
+    }
+
+    /// The media clock: receive, analyse and send for every call.
+    pub fn tick(&mut self, now: Instant) {
+        self.stats.ticks += 1;
+        let max_reads = self.cfg.max_reads_per_tick;
+        let mut blocks: Vec<(MediaHandle, Block)> = Vec::new();
+        for (&h, slot) in &mut self.slots {
+            let Some(media) = slot.media.as_mut() else {
+                // Not answered yet: discard early packets so the buffer does not fill.
+                for _ in 0..max_reads {
+                    if slot.socket.try_recv_from(&mut self.buf[..]).is_err() {
+                        break;
+                    }
+                }
+                continue;
+            };
+            for _ in 0..max_reads {
+                match slot.socket.try_recv_from(&mut self.buf[..]) {
+                    Ok((n, src)) => {
+                        self.stats.packets_received += 1;
+                        media.receive(now, src, &self.buf[..n]);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Some(n) = media.tick(now, &mut self.out[..]) {
+                match slot.socket.try_send_to(&self.out[..n], media.remote()) {
+                    Ok(_) => self.stats.packets_sent += 1,
+                    Err(_) => self.stats.send_errors += 1,
+                }
+            }
+            while let Some(ev) = media.poll_event() {
+                self.events.push_back((h, ev));
+            }
+            if slot.recording {
+                while let Some(b) = media.take_record_block() {
+                    blocks.push((h, b));
+                }
+            }
+        }
+        for (h, b) in blocks {
+            self.writer_send(WriterMsg::Block(h, b));
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<(MediaHandle, MediaEvent)> {
+        self.events.pop_front()
+    }
+
+    /// Calls with a socket.
+    pub fn calls(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Wait for the recording writer to finish everything queued (at exit).
+    pub fn shutdown(&mut self) {
+        self.writer = None;
+        if let Some(t) = self.writer_thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn writer_send(&mut self, msg: WriterMsg) {
+        if self.writer.is_none() {
+            let (tx, rx) = mpsc::channel::<WriterMsg>();
+            let spawned = std::thread::Builder::new()
+                .name("recordings".into())
+                .spawn(move || write_recordings(rx));
+            match spawned {
+                Ok(t) => {
+                    self.writer = Some(tx);
+                    self.writer_thread = Some(t);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start the recording writer");
+                    return;
+                }
+            }
+        }
+        if let Some(w) = &self.writer {
+            let _ = w.send(msg);
+        }
+    }
+}
+
+impl Drop for MediaEngine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The writer thread: one `WavSink` per open recording.
+fn write_recordings(rx: mpsc::Receiver<WriterMsg>) {
+    let mut sinks: HashMap<MediaHandle, WavSink> = HashMap::new();
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            WriterMsg::Open(h, path) => match WavSink::create_or_replace(&path) {
+                Ok(s) => {
+                    sinks.insert(h, s);
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot create the recording"),
+            },
+            WriterMsg::Block(h, b) => {
+                if let Some(s) = sinks.get_mut(&h)
+                    && let Err(e) = s.write_block(&b)
+                {
+                    tracing::warn!(error = %e, "recording write failed");
+                    sinks.remove(&h);
+                }
+            }
+            WriterMsg::Close(h) => {
+                if let Some(s) = sinks.remove(&h)
+                    && let Err(e) = s.finalize()
+                {
+                    tracing::warn!(error = %e, "recording not closed cleanly");
+                }
+            }
+        }
+    }
+    // Channel closed: finalize whatever is left (Drop of WavSink finalizes too).
+    for (_, s) in sinks {
+        let _ = s.finalize();
+    }
+}
