@@ -10,11 +10,14 @@ log() { printf '\n== %s\n' "$*"; }
 need_apt=()
 command -v sipp >/dev/null 2>&1 || need_apt+=(sip-tester)
 command -v kamailio >/dev/null 2>&1 || need_apt+=(kamailio)
+command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]}"
   if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
+  # tshark asks whether non-root users may capture; answer for it.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
   # Debian's kamailio package would start a system service; keep it from doing so.
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
   $SUDO chmod +x /usr/sbin/policy-rc.d
