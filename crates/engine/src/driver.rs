@@ -36,6 +36,8 @@ pub struct SipDriver {
     endpoint: Endpoint,
     dns: HashMap<(String, u16), SocketAddr>,
     events: VecDeque<DriverEvent>,
+    /// A transmission in progress (see `flush`).
+    sending: Option<sip::Transmit>,
 }
 
 impl SipDriver {
@@ -46,6 +48,7 @@ impl SipDriver {
             endpoint: Endpoint::new(cfg.endpoint),
             dns: HashMap::new(),
             events: VecDeque::new(),
+            sending: None,
         })
     }
 
@@ -169,33 +172,45 @@ impl SipDriver {
         }
     }
 
+    /// Send everything the endpoint queued. Cancel-safe: the transmission being awaited is
+    /// parked in `sending` first, so a `select!` that drops this future loses nothing (the next
+    /// flush sends it).
     async fn flush(&mut self) {
-        while let Some(out) = self.endpoint.poll_output() {
-            match out {
-                EndpointOutput::Transmit(t) => {
-                    let Some(addr) = self.resolve(&t.dest).await else {
-                        tracing::debug!(dest = ?t.dest, "cannot resolve next hop");
-                        self.endpoint
-                            .handle_transport_error(Instant::now(), &t.dest);
+        loop {
+            let t = match self.sending.take() {
+                Some(t) => t,
+                None => match self.endpoint.poll_output() {
+                    Some(EndpointOutput::Transmit(t)) => t,
+                    Some(EndpointOutput::Event { call, event }) => {
+                        self.events.push_back(DriverEvent::Call(call, event));
                         continue;
-                    };
-                    if let Err(e) = self
-                        .transport
-                        .send(t.transport, addr, Bytes::from(t.data))
-                        .await
-                    {
-                        tracing::debug!(%addr, error = %e, "send failed");
-                        self.endpoint
-                            .handle_transport_error(Instant::now(), &t.dest);
                     }
+                    Some(EndpointOutput::Agent { agent, event }) => {
+                        tracing::info!(?agent, ?event, "trunk agent");
+                        self.events.push_back(DriverEvent::Agent(agent, event));
+                        continue;
+                    }
+                    None => return,
+                },
+            };
+            self.sending = Some(t.clone());
+            let result = match self.resolve(&t.dest).await {
+                Some(addr) => self
+                    .transport
+                    .send(t.transport, addr, Bytes::from(t.data))
+                    .await
+                    .map_err(|e| {
+                        tracing::debug!(%addr, error = %e, "send failed");
+                    }),
+                None => {
+                    tracing::debug!(dest = ?t.dest, "cannot resolve next hop");
+                    Err(())
                 }
-                EndpointOutput::Event { call, event } => {
-                    self.events.push_back(DriverEvent::Call(call, event));
-                }
-                EndpointOutput::Agent { agent, event } => {
-                    tracing::info!(?agent, ?event, "trunk agent");
-                    self.events.push_back(DriverEvent::Agent(agent, event));
-                }
+            };
+            self.sending = None;
+            if result.is_err() {
+                self.endpoint
+                    .handle_transport_error(Instant::now(), &t.dest);
             }
         }
     }
