@@ -7,12 +7,16 @@
 //! exit status (0 = every call of the scenario succeeded). The probe tests
 //! run `dialer probe` against `uas_registrar.xml` (two SIPp calls: the
 //! OPTIONS ping and the registration) or against a UDP socket that never
-//! answers.
+//! answers. The media test (`dtmf_pcap`) has SIPp play Debian's RTP pcaps
+//! (speech, RFC 2833 digits) to `dialer call --prompt` while tshark captures
+//! the dialer's RTP, whose cadence and headers it checks.
 //!
 //! - The dialer binary: `$DIALER_BIN`, else `target/<profile>/dialer` next to
 //!   this test's own executable (`cargo build -p dialer` first).
-//! - `sipp` and `kamailio` must be installed (scripts/test.sh installs them);
-//!   a missing one fails the test, it is never skipped.
+//! - `sipp`, `kamailio` and `tshark` must be installed (scripts/test.sh
+//!   installs them); a missing one fails the test, it is never skipped. The
+//!   media test needs root (SIPp's pcap play and tshark's capture use raw
+//!   sockets).
 //! - Tests may run in parallel, in threads or processes: every port comes
 //!   from the kernel (bind to port 0, UDP and TCP), is never handed out twice
 //!   by one process, and every child is killed when its guard drops. Each
@@ -20,8 +24,9 @@
 //!   a protocol timer (`slow::udp_probe_silent_trunk`: ~33 s, bounded at
 //!   50 s; `-E 'not test(/^slow::/)'` skips them).
 //! - On a failure the message carries SIPp's stderr, error log and message
-//!   trace, Kamailio's log and the dialer's stderr (`-v`); the run directory
-//!   under the system temp dir is kept.
+//!   trace, Kamailio's log and the dialer's stderr (`-v`), and for the media
+//!   test the paths of the capture and of tshark's decoding of it; the run
+//!   directory under the system temp dir is kept.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -120,7 +125,7 @@ fn tool(name: &str) -> PathBuf {
     }
     panic!(
         "`{name}` is not installed (not on PATH): these tests need real peers; \
-         scripts/test.sh installs them (apt-get install sip-tester kamailio)"
+         scripts/test.sh installs them (apt-get install sip-tester kamailio tshark)"
     );
 }
 
@@ -320,6 +325,15 @@ impl Guard {
         }
     }
 
+    /// Sends `signal` to the child alone (not its group).
+    fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
     fn signal_group(&self, signal: &str) {
         let _ = Command::new("kill")
             .args([signal, "--", &format!("-{}", self.child.id())])
@@ -406,6 +420,27 @@ fn tail(text: &str, max: usize) -> &str {
 // ---------------------------------------------------------------------------
 // SIPp
 
+/// How to start a SIPp UAS (`Sipp::start_with`).
+#[derive(Debug, Clone, Copy)]
+struct SippOpts {
+    /// Calls before SIPp ends (`-m`): each new Call-ID it receives starts the
+    /// scenario again.
+    calls: u32,
+    /// SIPp's global bound (`-timeout`, seconds).
+    timeout_s: u64,
+    /// Give SIPp an RTP port of its own (`-mp`, a free one): the scenario
+    /// answers with it and plays pcaps from it.
+    media: bool,
+}
+
+impl SippOpts {
+    const DEFAULT: SippOpts = SippOpts {
+        calls: 1,
+        timeout_s: SIPP_TIMEOUT_S,
+        media: false,
+    };
+}
+
 /// One SIPp UAS running a scenario for one call (or `calls` calls: each new
 /// Call-ID it receives starts the scenario again).
 #[derive(Debug)]
@@ -415,6 +450,9 @@ struct Sipp {
     overran: Cell<bool>,
     net: Net,
     port: u16,
+    /// SIPp's RTP port (`-mp`, the `[media_port]` of its SDP) when it was
+    /// started with one (`SippOpts::media`).
+    media_port: Option<u16>,
     scenario: String,
     args: Vec<OsString>,
     screen: PathBuf,
@@ -433,20 +471,35 @@ impl Sipp {
 
     /// Starts `scenario` as a UAS that ends after `calls` calls (`-m`), on a
     /// free port of the loopback address of `net`, and waits until it
-    /// listens. A port lost to a race is retried with another one.
+    /// listens.
     fn start_calls(dir: &RunDir, scenario_name: &str, net: Net, calls: u32) -> Sipp {
+        let opts = SippOpts {
+            calls,
+            ..SippOpts::DEFAULT
+        };
+        Sipp::start_with(dir, scenario_name, net, opts)
+    }
+
+    /// Starts `scenario` as a UAS with `opts` on a free port of the loopback
+    /// address of `net`, and waits until it listens (and, with
+    /// `opts.media`, has bound its RTP port). A port lost to a race is retried
+    /// with another one.
+    fn start_with(dir: &RunDir, scenario_name: &str, net: Net, opts: SippOpts) -> Sipp {
         let sipp = tool("sipp");
         let path = scenario(scenario_name);
+        let media_net = Net::new(Transport::Udp, net.family);
         let mut last_failure = String::new();
         for attempt in 0..3 {
             let port = free_port(net.family);
+            // SIPp binds -mp and -mp + 2 (its video port); a busy one makes it exit.
+            let media_port = opts.media.then(|| free_port(net.family));
             let tag = format!("sipp{attempt}");
             let screen = dir.path(&format!("{tag}.screen"));
             let stderr = dir.path(&format!("{tag}.stderr"));
             let errors = dir.path(&format!("{tag}_errors.log"));
             let messages = dir.path(&format!("{tag}_messages.log"));
             let log = dir.path(&format!("{tag}_logs.log"));
-            let args: Vec<OsString> = vec![
+            let mut args: Vec<OsString> = vec![
                 "-sf".into(),
                 path.clone().into(),
                 "-i".into(),
@@ -459,11 +512,11 @@ impl Sipp {
                 "-ci".into(),
                 "127.0.0.1".into(),
                 "-m".into(),
-                calls.to_string().into(),
+                opts.calls.to_string().into(),
                 "-t".into(),
                 net.sipp_mode().into(),
                 "-timeout".into(),
-                format!("{SIPP_TIMEOUT_S}s").into(),
+                format!("{}s", opts.timeout_s).into(),
                 "-timeout_error".into(),
                 "-nostdin".into(),
                 "-trace_err".into(),
@@ -476,6 +529,9 @@ impl Sipp {
                 "-log_file".into(),
                 log.clone().into(),
             ];
+            if let Some(media_port) = media_port {
+                args.extend(["-mp".into(), media_port.to_string().into()]);
+            }
             let mut cmd = Command::new(&sipp);
             cmd.args(&args)
                 .current_dir(&dir.0)
@@ -485,12 +541,13 @@ impl Sipp {
             let mut guard = Guard::spawn("sipp", cmd);
             let deadline = Instant::now() + READY_BOUND;
             loop {
-                if is_bound(port, net) {
+                if is_bound(port, net) && media_port.is_none_or(|mp| is_bound(mp, media_net)) {
                     return Sipp {
                         guard: RefCell::new(guard),
                         overran: Cell::new(false),
                         net,
                         port,
+                        media_port,
                         scenario: scenario_name.to_string(),
                         args,
                         screen,
@@ -530,11 +587,12 @@ impl Sipp {
     fn report(&self, out: &mut String) {
         let _ = writeln!(
             out,
-            "--- SIPp {} on {}:{} ({:?}) (exit: {:?})\nargs: {:?}",
+            "--- SIPp {} on {}:{} ({:?}, RTP port {:?}) (exit: {:?})\nargs: {:?}",
             self.scenario,
             self.net.family.uri_host(),
             self.port,
             self.net.transport,
+            self.media_port,
             self.guard.borrow().status,
             self.args
         );
@@ -1597,6 +1655,576 @@ fn probe_silent_trunk(name: &str) {
     );
 }
 
+// ---------------------------------------------------------------------------
+// Media: a prompt WAV, a capture of the RTP on loopback (tshark), its checks
+
+/// The prompt of `dtmf_pcap`: 6 s (300 frames of 20 ms) of a 440 Hz tone. It
+/// ends ~1.2 s before the scenario's first digit, so each digit arrives
+/// after it and within the 3 s DTMF timeout of the one before.
+const PROMPT_FRAMES: usize = 300;
+/// Samples in 20 ms at 8 kHz: the RTP timestamp step of PCMA at ptime 20.
+const FRAME_SAMPLES: usize = 160;
+const TONE_HZ: f64 = 440.0;
+/// About -12 dBFS: a frame of the tone has an RMS of ~5,660; A-law silence
+/// (0xD5) decodes to 8.
+const TONE_AMPLITUDE: f64 = 8_000.0;
+/// A frame whose decoded RMS is above this carries the prompt.
+const TONE_RMS_MIN: f64 = 1_000.0;
+
+/// What `uas_dtmf_pcap.xml` plays: g711a.pcap (236 packets) then four digit
+/// files of 10 packets each.
+const SIPP_PCAP_PACKETS: usize = 236 + 4 * 10;
+/// Of those, distinct packets: each digit's end packet is sent three times
+/// with one sequence number.
+const SIPP_PCAP_DISTINCT: usize = 236 + 4 * 8;
+/// SIPp's bound for `uas_dtmf_pcap.xml`: its digits end ~8.7 s after the
+/// ACK and the dialer's BYE comes 3 s (its DTMF timeout) later.
+const MEDIA_SIPP_TIMEOUT_S: u64 = 25;
+const MEDIA_DIALER_BOUND: Duration = Duration::from_secs(22);
+/// How long tshark may take to start capturing, to stop, or to decode.
+const CAPTURE_BOUND: Duration = Duration::from_secs(10);
+/// How long the capture goes on after the call, so that dumpcap has every
+/// packet of it before it stops.
+const CAPTURE_SETTLE: Duration = Duration::from_secs(1);
+
+/// Writes a 16-bit 8 kHz mono PCM WAV of `frames` 20 ms frames of the tone.
+fn write_tone_wav(path: &Path, frames: usize) {
+    let samples = frames * FRAME_SAMPLES;
+    let data_len = u32::try_from(samples * 2).expect("WAV data fits in u32");
+    let mut wav = Vec::with_capacity(44 + samples * 2);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data_len).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&8_000u32.to_le_bytes()); // sample rate
+    wav.extend_from_slice(&16_000u32.to_le_bytes()); // bytes per second
+    wav.extend_from_slice(&2u16.to_le_bytes()); // bytes per sample frame
+    wav.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data_len.to_le_bytes());
+    assert_eq!(wav.len(), 44, "a WAV header is 44 bytes");
+    for n in 0..samples {
+        let phase = 2.0 * std::f64::consts::PI * TONE_HZ * n as f64 / 8_000.0;
+        let sample = (TONE_AMPLITUDE * phase.sin()).round() as i16;
+        wav.extend_from_slice(&sample.to_le_bytes());
+    }
+    fs::write(path, wav).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// G.711 A-law to linear 16-bit (the ITU reference expansion).
+fn alaw_decode(byte: u8) -> i16 {
+    let a = byte ^ 0x55;
+    let segment = (a & 0x70) >> 4;
+    let mantissa = i16::from(a & 0x0f) << 4;
+    let magnitude = match segment {
+        0 => mantissa + 8,
+        1 => mantissa + 0x108,
+        _ => (mantissa + 0x108) << (segment - 1),
+    };
+    if a & 0x80 != 0 { magnitude } else { -magnitude }
+}
+
+/// The RMS of an A-law payload, decoded.
+fn alaw_rms(payload: &[u8]) -> f64 {
+    if payload.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = payload
+        .iter()
+        .map(|&b| f64::from(alaw_decode(b)).powi(2))
+        .sum();
+    (sum / payload.len() as f64).sqrt()
+}
+
+#[test]
+fn alaw_decode_matches_reference_points() {
+    // Silence, the extremes and a mid-range code of G.711 A-law.
+    assert_eq!(alaw_decode(0xd5), 8);
+    assert_eq!(alaw_decode(0x55), -8);
+    assert_eq!(alaw_decode(0xaa), 32_256);
+    assert_eq!(alaw_decode(0x2a), -32_256);
+    assert_eq!(alaw_decode(0xfa), 1_008);
+    assert_eq!(alaw_decode(0xd4), 24);
+}
+
+/// The tshark fields `RtpPacket::parse` reads, in order.
+const RTP_FIELDS: [&str; 9] = [
+    "frame.time_epoch",
+    "udp.srcport",
+    "udp.dstport",
+    "rtp.p_type",
+    "rtp.seq",
+    "rtp.timestamp",
+    "rtp.ssrc",
+    "rtp.marker",
+    "rtp.payload",
+];
+
+/// One RTP packet of a capture, as tshark decoded it.
+#[derive(Debug, Clone)]
+struct RtpPacket {
+    /// Capture time, ns since the epoch.
+    time_ns: u64,
+    src_port: u16,
+    dst_port: u16,
+    payload_type: u8,
+    seq: u16,
+    timestamp: u32,
+    ssrc: u32,
+    marker: bool,
+    payload: Vec<u8>,
+}
+
+impl RtpPacket {
+    /// One line of `tshark -T fields` with `RTP_FIELDS`.
+    fn parse(line: &str) -> Result<RtpPacket, String> {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let bad = |what: &str| format!("tshark line without {what}: {line:?}");
+        if fields.len() != RTP_FIELDS.len() {
+            return Err(bad("all of RTP_FIELDS"));
+        }
+        let (secs, frac) = fields[0].split_once('.').unwrap_or((fields[0], "0"));
+        let frac = format!("{frac:0<9}");
+        let time_ns = secs
+            .parse::<u64>()
+            .ok()
+            .zip(frac.get(..9).and_then(|f| f.parse::<u64>().ok()))
+            .map(|(s, f)| s * 1_000_000_000 + f)
+            .ok_or_else(|| bad("a capture time"))?;
+        let num = |i: usize, what: &str| fields[i].parse::<u64>().map_err(|_| bad(what));
+        let ssrc = fields[6].trim_start_matches("0x");
+        Ok(RtpPacket {
+            time_ns,
+            src_port: u16::try_from(num(1, "a source port")?).map_err(|_| bad("a port"))?,
+            dst_port: u16::try_from(num(2, "a destination port")?).map_err(|_| bad("a port"))?,
+            payload_type: u8::try_from(num(3, "an RTP payload type")?).map_err(|_| bad("a PT"))?,
+            seq: u16::try_from(num(4, "an RTP sequence number")?).map_err(|_| bad("a seq"))?,
+            timestamp: u32::try_from(num(5, "an RTP timestamp")?).map_err(|_| bad("a ts"))?,
+            ssrc: u32::from_str_radix(ssrc, 16).map_err(|_| bad("an SSRC"))?,
+            marker: matches!(fields[7], "1" | "True"),
+            payload: hex::decode(fields[8].replace(':', "")).map_err(|_| bad("a payload"))?,
+        })
+    }
+}
+
+/// A capture of UDP to and from one port on the loopback interface by
+/// tshark, into a pcap file in the run dir (kept, with tshark's decoding,
+/// when the test fails).
+#[derive(Debug)]
+struct Capture {
+    guard: Guard,
+    /// The port whose traffic is captured and decoded as RTP.
+    rtp_port: u16,
+    file: PathBuf,
+    stderr: PathBuf,
+}
+
+impl Capture {
+    /// Starts tshark on `lo` for UDP to or from `rtp_port` and waits until it
+    /// captures. tshark's "Capturing on 'Loopback: lo'" comes some ms before
+    /// its capture does, so readiness is a probe: UDP datagrams from a socket
+    /// of the test to itself (its port is in the capture filter too), sent
+    /// every 20 ms until the pcap file holds more than its 24-byte header.
+    fn start(dir: &RunDir, rtp_port: u16) -> Capture {
+        let tshark = tool("tshark");
+        let probe = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a probe socket");
+        let probe_addr = probe.local_addr().expect("local_addr");
+        let filter = format!("udp port {rtp_port} or udp port {}", probe_addr.port());
+        let file = dir.path("capture.pcap");
+        let stderr = dir.path("tshark.stderr");
+        let mut cmd = Command::new(&tshark);
+        cmd.args(["-i", "lo", "-n", "-q", "-F", "pcap", "-f", &filter, "-w"])
+            .arg(&file)
+            .current_dir(&dir.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&stderr).expect("create tshark stderr"));
+        let mut guard = Guard::spawn("tshark", cmd);
+        let deadline = Instant::now() + CAPTURE_BOUND;
+        loop {
+            let _ = probe.send_to(b"capture probe", probe_addr);
+            if fs::metadata(&file).is_ok_and(|m| m.len() > 24) {
+                return Capture {
+                    guard,
+                    rtp_port,
+                    file,
+                    stderr,
+                };
+            }
+            let why = match guard.try_status() {
+                Some(status) => format!("exited ({status})"),
+                None if Instant::now() >= deadline => {
+                    format!("captured no probe within {CAPTURE_BOUND:?}")
+                }
+                None => {
+                    thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            };
+            panic!(
+                "tshark {why} (capturing needs root or CAP_NET_RAW; filter {filter:?}; \
+                 run dir {}):\n{}",
+                dir.0.display(),
+                read_lossy(&stderr)
+            );
+        }
+    }
+
+    /// Stops the capture and decodes the RTP of it (UDP to or from
+    /// `rtp_port`). First a settling time: the kernel hands captured packets
+    /// to dumpcap in blocks, on a timeout; then SIGINT to tshark alone (it
+    /// stops its dumpcap, which completes the file).
+    fn finish(&mut self, dir: &RunDir) -> Result<Vec<RtpPacket>, String> {
+        thread::sleep(CAPTURE_SETTLE);
+        self.guard.signal("-INT");
+        if self.guard.wait_for(CAPTURE_BOUND).is_none() {
+            self.guard.stop();
+            return Err(format!(
+                "tshark did not stop within {CAPTURE_BOUND:?} of SIGINT:\n{}",
+                read_lossy(&self.stderr)
+            ));
+        }
+        let decoded = dir.path("capture.txt");
+        let decode_err = dir.path("capture-decode.stderr");
+        let mut cmd = Command::new(tool("tshark"));
+        cmd.arg("-r")
+            .arg(&self.file)
+            .args(["-n", "-d", &format!("udp.port=={},rtp", self.rtp_port)])
+            .args(["-Y", &format!("rtp && udp.port == {}", self.rtp_port)])
+            .args(["-T", "fields", "-E", "separator=/t"])
+            .args(RTP_FIELDS.iter().flat_map(|f| ["-e", f]))
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&decoded).expect("create capture.txt"))
+            .stderr(fs::File::create(&decode_err).expect("create tshark stderr"));
+        let mut reader = Guard::spawn("tshark -r", cmd);
+        let status = reader.wait_for(CAPTURE_BOUND);
+        if status.is_none_or(|s| !s.success()) {
+            return Err(format!(
+                "tshark -r {} failed ({status:?}):\n{}",
+                self.file.display(),
+                read_lossy(&decode_err)
+            ));
+        }
+        read_lossy(&decoded)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(RtpPacket::parse)
+            .collect()
+    }
+}
+
+/// The c= address and m=audio port of the SDP offer in the INVITE SIPp
+/// received, from its message trace.
+fn offered_audio(trace: &str) -> Option<(String, u16)> {
+    let block = trace
+        .split("-----------------------------------------------")
+        .filter_map(|b| b.split_once(" bytes :"))
+        .find(|(what, message)| {
+            what.contains("message received") && message.trim_start().starts_with("INVITE ")
+        })?
+        .1;
+    let line = |prefix: &str| {
+        block
+            .lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(prefix))
+    };
+    let port = line("m=audio ")?.split_whitespace().next()?.parse().ok()?;
+    let addr = line("c=IN IP4 ").or_else(|| line("c=IN IP6 "))?;
+    Some((addr.trim().to_string(), port))
+}
+
+/// The `p`-quantile (0..=1) of sorted values, nearest rank.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// What a capture shows of one sender's stream: a line for failure messages.
+fn stream_summary(packets: &[RtpPacket]) -> String {
+    let (Some(first), Some(last)) = (packets.first(), packets.last()) else {
+        return "no packets".into();
+    };
+    let ssrcs: HashSet<u32> = packets.iter().map(|p| p.ssrc).collect();
+    format!(
+        "{} packets over {:.3} s from port {} to {}, SSRCs {ssrcs:08x?}, seq {}..{}, \
+         timestamps {}..{}",
+        packets.len(),
+        (last.time_ns - first.time_ns) as f64 / 1e9,
+        first.src_port,
+        first.dst_port,
+        first.seq,
+        last.seq,
+        first.timestamp,
+        last.timestamp
+    )
+}
+
+/// Checks the dialer's RTP as captured (`sent`: every packet to SIPp's RTP
+/// port, in capture order) against a prompt of `PROMPT_FRAMES` frames of
+/// PCMA from `dialer_port` (its SDP offer): one SSRC, marker on the first
+/// packet, consecutive sequence numbers, timestamps 160 apart (a larger step
+/// only at a marked talkspurt start), and over the prompt (the packets that
+/// carry the tone, one run of `PROMPT_FRAMES`) one packet per 20 ms: 50 ± 1
+/// packets/s, a 99th percentile gap of at most 25 ms, and no drift (the
+/// packets of the prompt's end as far from a 20 ms clock started by its first
+/// packet as those of its start, ± 5 ms). Ok: the prompt's figures, for the
+/// test's output.
+fn check_prompt_rtp(sent: &[RtpPacket], dialer_port: u16) -> Result<String, String> {
+    let Some(first) = sent.first() else {
+        return Err("the dialer sent no RTP to SIPp's RTP port".into());
+    };
+    let at = |i: usize, what: String| {
+        let p = &sent[i];
+        format!(
+            "packet {i} of the dialer's RTP (seq {}, ts {}, PT {}, SSRC {:08x}, marker {}): {what}",
+            p.seq, p.timestamp, p.payload_type, p.ssrc, p.marker
+        )
+    };
+    for (i, p) in sent.iter().enumerate() {
+        if p.src_port != dialer_port {
+            return Err(at(
+                i,
+                format!(
+                    "sent from port {}, its SDP offer has {dialer_port}",
+                    p.src_port
+                ),
+            ));
+        }
+        if p.payload_type != 8 {
+            return Err(at(
+                i,
+                "payload type is not 8: the answer has PCMA (8) only".into(),
+            ));
+        }
+        if p.ssrc != first.ssrc {
+            return Err(at(i, format!("SSRC changed from {:08x}", first.ssrc)));
+        }
+    }
+    if !first.marker {
+        return Err(at(0, "the first packet has no marker bit".into()));
+    }
+    for (i, pair) in sent.windows(2).enumerate() {
+        let (a, b) = (&pair[0], &pair[1]);
+        if b.seq != a.seq.wrapping_add(1) {
+            return Err(at(i + 1, format!("sequence number after {}", a.seq)));
+        }
+        let step = b.timestamp.wrapping_sub(a.timestamp);
+        let frame = FRAME_SAMPLES as u32;
+        if step == 0 || step % frame != 0 || (step != frame && !b.marker) {
+            return Err(at(
+                i + 1,
+                format!(
+                    "timestamp step {step} after {} (160 per 20 ms packet; more only at a \
+                     marked talkspurt start)",
+                    a.timestamp
+                ),
+            ));
+        }
+    }
+    // The prompt: the packets that carry the tone, one run of them.
+    let tone: Vec<usize> = (0..sent.len())
+        .filter(|&i| alaw_rms(&sent[i].payload) > TONE_RMS_MIN)
+        .collect();
+    let (Some(&start), Some(&end)) = (tone.first(), tone.last()) else {
+        return Err(format!(
+            "no packet carries the prompt's tone (decoded RMS > {TONE_RMS_MIN}); {}",
+            stream_summary(sent)
+        ));
+    };
+    if end - start + 1 != tone.len()
+        || !(PROMPT_FRAMES - 1..=PROMPT_FRAMES + 1).contains(&tone.len())
+    {
+        return Err(format!(
+            "{} packets carry the prompt's tone, packets {start}..={end} of {}; expected one run \
+             of {PROMPT_FRAMES} (its {PROMPT_FRAMES} frames of 20 ms)",
+            tone.len(),
+            sent.len()
+        ));
+    }
+    let prompt = &sent[start..=end];
+    if let Some(i) = prompt.iter().skip(1).position(|p| p.marker) {
+        return Err(at(
+            start + 1 + i,
+            "marker bit in the middle of the prompt".into(),
+        ));
+    }
+    let gaps_ms: Vec<f64> = prompt
+        .windows(2)
+        .map(|w| (w[1].time_ns - w[0].time_ns) as f64 / 1e6)
+        .collect();
+    let span_s = gaps_ms.iter().sum::<f64>() / 1e3;
+    let rate = gaps_ms.len() as f64 / span_s;
+    let mut sorted = gaps_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let (p1, p50, p99) = (
+        quantile(&sorted, 0.01),
+        quantile(&sorted, 0.50),
+        quantile(&sorted, 0.99),
+    );
+    // Drift: how far packet i is from the first one's time + i * 20 ms, at
+    // the start and at the end of the prompt (medians of 50 packets: a
+    // late packet or two do not move them).
+    let offsets_ms: Vec<f64> = prompt
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.time_ns - prompt[0].time_ns) as f64 / 1e6 - 20.0 * i as f64)
+        .collect();
+    let median = |values: &[f64]| {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        quantile(&v, 0.5)
+    };
+    let edge = offsets_ms.len().min(50);
+    let drift = median(&offsets_ms[offsets_ms.len() - edge..]) - median(&offsets_ms[..edge]);
+    let figures = format!(
+        "the prompt's {} packets: {rate:.2} packets/s over {span_s:.3} s; gaps p1 {p1:.2} ms, \
+         p50 {p50:.2} ms, p99 {p99:.2} ms, min {:.2} ms, max {:.2} ms; drift {drift:+.2} ms",
+        prompt.len(),
+        sorted[0],
+        sorted[sorted.len() - 1]
+    );
+    if !(49.0..=51.0).contains(&rate) {
+        return Err(format!("{figures}: expected 50 packets/s ± 2%"));
+    }
+    // Upper bound only: one late packet makes one long and one short gap.
+    if p99 > 25.0 {
+        return Err(format!("{figures}: expected a p99 gap within 20 + 5 ms"));
+    }
+    if drift.abs() > 5.0 {
+        return Err(format!(
+            "{figures}: expected no drift from a 20 ms clock (within ± 5 ms over the prompt)"
+        ));
+    }
+    Ok(figures)
+}
+
+/// `dialer call --prompt WAV --dtmf-timeout 3` against uas_dtmf_pcap.xml,
+/// which answers with PCMA and telephone-event/8000 (101), plays
+/// g711a.pcap (7 s of speech) and then RFC 2833 digits 1, 2, 3, # from
+/// Debian's sip-tester pcaps, and waits for the dialer's BYE. The dialer
+/// plays a 6 s tone prompt meanwhile; tshark captures the RTP on loopback.
+/// Checks: the digits (exactly "123#", none from the speech), the RTP
+/// counters and the AMD verdict in the JSON; the BYE 3 s after the last
+/// digit; the dialer's RTP as `check_prompt_rtp` describes. ~13 s; needs
+/// root (SIPp's pcap play and tshark's capture).
+fn dtmf_pcap(name: &str, net: Net) {
+    let dir = RunDir::new(name);
+    let prompt = dir.path("prompt.wav");
+    write_tone_wav(&prompt, PROMPT_FRAMES);
+    let opts = SippOpts {
+        timeout_s: MEDIA_SIPP_TIMEOUT_S,
+        media: true,
+        ..SippOpts::DEFAULT
+    };
+    let sipp = Sipp::start_with(&dir, "uas_dtmf_pcap.xml", net, opts);
+    let media_port = sipp.media_port.expect("SIPp started with an RTP port");
+    let mut capture = Capture::start(&dir, media_port);
+    let trunk = net.trunk(sipp.port);
+    let prompt_arg = prompt.display().to_string();
+    let dialer = run_dialer_with(
+        &[
+            "call", "--trunk", &trunk, "--to", "100", "--from", "200", "-v",
+        ],
+        net.bind_args(),
+        &["--prompt", &prompt_arg, "--dtmf-timeout", "3"],
+        MEDIA_DIALER_BOUND,
+    );
+    sipp.finish();
+    let packets = capture.finish(&dir);
+    let run = Run {
+        name,
+        dir: &dir,
+        sipp: Some(&sipp),
+        kamailio: None,
+        dialer: &dialer,
+    };
+    let json = run.json("answered", 200);
+    run.reason(&json, "OK");
+    run.hangup_by(&json, Some("us"));
+    // SIPp checked the offer (PCMA, telephone-event as 101), played the
+    // pcaps and got the BYE.
+    run.sipp_exit(0);
+    run.field(&json, "dtmf", "123#".into());
+    // The '#' ends ~8.7 s after the answer; the BYE follows the 3 s timeout.
+    run.ms(&json, "duration_ms", 11_000, 15_000);
+    match json.get("amd") {
+        Some(Value::Null) => {}
+        Some(Value::Object(amd)) => {
+            let verdict = amd.get("verdict").and_then(Value::as_str);
+            run.check(
+                verdict.is_some_and(|v| ["human", "machine", "not_sure"].contains(&v))
+                    && amd.get("cause").is_some_and(Value::is_string),
+                || format!("amd is {amd:?}, expected a verdict human|machine|not_sure and a cause"),
+            );
+        }
+        other => run.fail(&format!(
+            "amd is {other:?}, expected null or {{verdict, cause}}"
+        )),
+    }
+    let rtp = match json.get("rtp") {
+        Some(Value::Object(rtp)) => rtp.clone(),
+        other => run.fail(&format!(
+            "rtp is {other:?}, expected {{sent, received, lost, late}}"
+        )),
+    };
+    for key in ["sent", "received", "lost", "late"] {
+        run.check(rtp.get(key).is_some_and(Value::is_u64), || {
+            format!("rtp.{key} is {:?}, expected a number", rtp.get(key))
+        });
+    }
+
+    let packets = packets.unwrap_or_else(|e| run.fail(&format!("the capture: {e}")));
+    let trace = read_lossy(&sipp.messages);
+    let Some((dialer_addr, dialer_port)) = offered_audio(&trace) else {
+        run.fail("no INVITE with an SDP offer (c=, m=audio) in SIPp's message trace");
+    };
+    let capture_files = format!(
+        "(capture: {}, decoded: {})",
+        capture.file.display(),
+        dir.path("capture.txt").display()
+    );
+    run.check(dialer_addr == net.family.loopback().to_string(), || {
+        format!("the offer's c= address is {dialer_addr}, expected the loopback address")
+    });
+    let (played, sent): (Vec<RtpPacket>, Vec<RtpPacket>) =
+        packets.into_iter().partition(|p| p.src_port == media_port);
+    // SIPp's side: every pcap packet, to the offer's port.
+    run.check(
+        played.len() == SIPP_PCAP_PACKETS && played.iter().all(|p| p.dst_port == dialer_port),
+        || {
+            format!(
+                "SIPp played {}, expected {SIPP_PCAP_PACKETS} packets to port {dialer_port} \
+                 (pcap play needs root; see SIPp's error log) {capture_files}",
+                stream_summary(&played)
+            )
+        },
+    );
+    let received = rtp.get("received").and_then(Value::as_u64).unwrap_or(0);
+    run.check(
+        (SIPP_PCAP_DISTINCT as u64..=SIPP_PCAP_PACKETS as u64).contains(&received),
+        || {
+            format!(
+                "rtp.received = {received}, SIPp played {SIPP_PCAP_PACKETS} packets \
+                 ({SIPP_PCAP_DISTINCT} distinct)"
+            )
+        },
+    );
+    let sent_json = rtp.get("sent").and_then(Value::as_u64).unwrap_or(0);
+    run.check(sent_json == sent.len() as u64, || {
+        format!(
+            "rtp.sent = {sent_json}, the capture has {} packets from the dialer {capture_files}",
+            sent.len()
+        )
+    });
+    match check_prompt_rtp(&sent, dialer_port) {
+        Ok(figures) => eprintln!("[sipp.rs] {name}: {figures}"),
+        Err(e) => run.fail(&format!("{e}\n{}\n{capture_files}", stream_summary(&sent))),
+    }
+}
+
 /// Runs `scenario` as test `name` over `net`; over IPv6 only where this
 /// machine has ::1 (see `ipv6_loopback_available`).
 fn run_over(net: Net, name: &str, scenario: fn(&str, Net)) {
@@ -1626,12 +2254,17 @@ macro_rules! tests_over {
 }
 
 /// The scenarios with SIPp alone run over UDP and TCP on 127.0.0.1 (`udp::`,
-/// `tcp::`) and on ::1 (`udp6::`, `tcp6::`); those through Kamailio over
-/// IPv4 only.
+/// `tcp::`) and on ::1 (`udp6::`, `tcp6::`); those through Kamailio, and the
+/// media ones (RTP over UDP on 127.0.0.1 whatever the signalling), over IPv4
+/// only.
 macro_rules! all_tests {
-    (sipp: [$($sipp:ident),* $(,)?], kamailio: [$($kam:ident),* $(,)?] $(,)?) => {
-        tests_over!(udp, UDP, [$($sipp,)* $($kam),*]);
-        tests_over!(tcp, TCP, [$($sipp,)* $($kam),*]);
+    (
+        sipp: [$($sipp:ident),* $(,)?],
+        kamailio: [$($kam:ident),* $(,)?],
+        media: [$($media:ident),* $(,)?] $(,)?
+    ) => {
+        tests_over!(udp, UDP, [$($sipp,)* $($kam,)* $($media),*]);
+        tests_over!(tcp, TCP, [$($sipp,)* $($kam,)* $($media),*]);
         tests_over!(udp6, UDP6, [$($sipp),*]);
         tests_over!(tcp6, TCP6, [$($sipp),*]);
     };
@@ -1653,6 +2286,7 @@ all_tests! {
         probe_wrong_password,
     ],
     kamailio: [kamailio_auth, kamailio_wrong_password, kamailio_no_credentials],
+    media: [dtmf_pcap],
 }
 
 /// Tests that wait out a protocol timer: each takes over 30 s (skip them with
