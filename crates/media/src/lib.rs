@@ -53,6 +53,6 @@ pub const FRAME_SAMPLES: usize = 160;
 
 pub use g711::Codec;
 pub use prompt::{Playback, Prompt, PromptCache, PromptError};
-pub use record::{RecordError, Recorder, WavSink};
+pub use record::{Block, RecordError, Recorder, WavSink};
 pub use rtcp::{RtcpError, RtcpScheduler, RtcpSession};
 pub use stream::{Playout, Received, RtpError, RtpReceiver, RtpSender};

@@ -274,6 +274,21 @@ impl CallMedia {
         self.playback = None;
     }
 
+    /// Pause the prompt (barge-in while the callee speaks); silence is sent meanwhile.
+    pub fn pause_prompt(&mut self) {
+        if let Some(p) = self.playback.as_mut() {
+            p.pause();
+        }
+    }
+
+    /// Resume a paused prompt where it stopped.
+    pub fn resume_prompt(&mut self) {
+        if let Some(p) = self.playback.as_mut() {
+            p.resume();
+            self.sender.start_talkspurt();
+        }
+    }
+
     pub fn is_playing(&self) -> bool {
         self.playback.as_ref().is_some_and(|p| !p.is_finished())
     }
@@ -341,7 +356,7 @@ impl CallMedia {
     /// The media clock's 20 ms tick. Returns the length of an RTP packet written into `out`
     /// (at least 12 + 160 bytes) to send to [`Self::remote`], or `None` when nothing is sent.
     pub fn tick(&mut self, now: Instant, out: &mut [u8]) -> Option<usize> {
-        self.tick_receive();
+        self.tick_receive(now);
         if self.direction.receive
             && !self.timed_out
             && now.saturating_duration_since(self.last_rx.unwrap_or(self.started))
@@ -353,17 +368,20 @@ impl CallMedia {
         self.tick_send(out)
     }
 
-    fn tick_receive(&mut self) {
+    fn tick_receive(&mut self, now: Instant) {
         let mut callee: Option<[i16; FRAME_SAMPLES]> = None;
+        let mut concealed = false;
         match self.receiver.pop_frame() {
             Playout::Frame(bytes) => {
                 g711::decode(self.codec, bytes, &mut self.pcm);
                 callee = Some(self.pcm);
             }
             Playout::Missing => {
-                // Concealment for the detectors: silence (G.711 has no PLC of its own here).
-                self.pcm = [0; FRAME_SAMPLES];
+                // Concealment: repeat the last frame (as G.711 Appendix I does, without its
+                // fade). Zeros would cut a DTMF tone in two and double the digit. The
+                // recording keeps the truth: silence.
                 callee = Some(self.pcm);
+                concealed = true;
             }
             Playout::Idle => {}
         }
@@ -374,8 +392,14 @@ impl CallMedia {
         if let Some(det) = self.inband.as_mut()
             && let Some(tone) = det.process_frame(&frame)
         {
-            let started = self.started
-                + Duration::from_micros(tone.start_sample * 1_000_000 / u64::from(SAMPLE_RATE));
+            // Date the press from now: the detector counts only the frames it was fed, which
+            // lags the wall clock after silence, hold or a late start.
+            let ago = det.position().saturating_sub(tone.start_sample);
+            let started = now
+                .checked_sub(Duration::from_micros(
+                    ago * 1_000_000 / u64::from(SAMPLE_RATE),
+                ))
+                .unwrap_or(now);
             if let Some(d) = self
                 .collector
                 .push(DigitSource::InBand, tone.digit, started)
@@ -408,7 +432,7 @@ impl CallMedia {
                 });
             }
         }
-        self.record(Some(frame));
+        self.record((!concealed).then_some(frame));
     }
 
     fn tick_send(&mut self, out: &mut [u8]) -> Option<usize> {
@@ -436,6 +460,8 @@ impl CallMedia {
                 Some(SendTick::Pause) => {}
                 None => {
                     self.dtmf_tx = None;
+                    // Audio resumes after the event: a new talkspurt (RFC 4733 §2.6).
+                    self.sender.start_talkspurt();
                     if self.dtmf_queue.is_empty() {
                         self.event(MediaEvent::DigitsSent);
                     }
