@@ -1,7 +1,8 @@
 //! The `dialer` binary.
 //!
 //! `dialer call` places one call through a trunk and prints one JSON object describing what
-//! happened. Later issues add `serve`, `demo`, `simulate` and the campaign client.
+//! happened. `dialer simulate` answers calls as a crowd of callees (SIP + RTP personas) and
+//! prints a JSON summary when stopped. Later issues add `serve`, `demo` and the campaign client.
 //!
 //! Exit codes: 0 the call was attempted (whatever its outcome), 2 usage or configuration
 //! error (the message names the argument), 1 runtime failure (e.g. cannot bind a socket).
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 mod call;
 mod probe;
+mod simulate;
 use clap::{Parser, Subcommand};
 use engine::trunk::TrunkConfig;
 
@@ -33,6 +35,10 @@ enum Command {
     /// Check a trunk: OPTIONS ping, and with --register a REGISTER (then un-REGISTER);
     /// prints one JSON object. Exit 0 when the trunk answered (and registered, if asked).
     Probe(ProbeArgs),
+    /// Answer calls as a crowd of callees over real SIP (UDP+TCP) and RTP, each call drawing a
+    /// persona by weight (--personas FILE, default a built-in mix); prints a JSON summary on
+    /// SIGINT/SIGTERM, after --duration or once --max-calls calls ended.
+    Simulate(simulate::SimulateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -133,6 +139,7 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Command::Call(args) => args,
         Command::Probe(args) => return probe::main(&runtime, args),
+        Command::Simulate(args) => return simulate::main(&runtime, args),
     };
     let plan = match CallPlan::from_args(&args) {
         Ok(p) => p,

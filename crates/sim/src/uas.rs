@@ -16,7 +16,23 @@
 //! ```
 //!
 //! What the UAS saw on each call is kept in a [`CallRecord`] (by Call-ID) for assertions, also
-//! after the call's state is dropped.
+//! after the call's state is dropped (unless [`UasConfig::keep_records`] is off).
+//!
+//! # Driven mode
+//! With [`UasConfig::driven`] a driver with real media (`dialer simulate`) decides each call:
+//!
+//! ```text
+//! uas.handle_message(now, transport, src, &bytes)
+//! while let Some(ev) = uas.poll_event() {
+//!     Incoming { call, .. }  => uas.accept(now, call, persona, Some(local_media))  // SDP answer
+//!     Answered { media, .. } => start RTP towards media.remote_rtp
+//!     Ended { .. }           => stop RTP
+//! }
+//! uas.hangup(now, call)      // when the persona's script says so (BYE, or 480 before answer)
+//! ```
+//!
+//! Each call answers over the transport its INVITE came on; over TCP its responses and its own
+//! requests (BYE) reuse the INVITE's connection.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -25,8 +41,11 @@ use std::time::{Duration, Instant};
 
 use sip::auth::ChallengeKind;
 use sip::message::{Limits, reason_phrase};
+use sip::sdp::{LocalMedia, Negotiated, SessionDescription};
 use sip::transaction::{ClientTransaction, ResponseAction, TimerAction};
-use sip::{Dest, HeaderName, IdGen, Message, Method, Request, Response, TimerConfig, Uri};
+use sip::{
+    Dest, HeaderName, IdGen, Message, Method, Request, Response, TimerConfig, Transport, Uri,
+};
 
 use crate::digest;
 use crate::persona::Persona;
@@ -64,9 +83,16 @@ pub struct UasConfig {
     pub record_route: Option<String>,
     /// Advertise UPDATE in Allow and refresh sessions with UPDATE (else re-INVITE).
     pub use_update: bool,
-    /// Persona of calls that were not [`Uas::assign`]ed one.
+    /// Persona of calls that were not [`Uas::assign`]ed one (in driven mode: only a placeholder
+    /// until [`Uas::accept`]).
     pub default_persona: Persona,
     pub limits: Limits,
+    /// A driver picks each new call's persona and media: a new call waits (no response) until
+    /// [`Uas::accept`], and [`Uas::poll_event`] reports calls arriving, answered and ended.
+    pub driven: bool,
+    /// Keep a [`CallRecord`] of every finished call (tests). Off for long runs, whose memory
+    /// must not grow with the number of calls.
+    pub keep_records: bool,
 }
 
 impl UasConfig {
@@ -90,15 +116,55 @@ impl UasConfig {
                 talk: None,
             },
             limits: Limits::default(),
+            driven: false,
+            keep_records: true,
         }
     }
 }
 
-/// One datagram the UAS wants sent.
+/// One message the UAS wants sent: over UDP to `dest`, or over TCP on the connection with
+/// `dest` (the one the call's INVITE came on).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UasTransmit {
+    pub transport: Transport,
     pub dest: SocketAddr,
     pub data: Vec<u8>,
+}
+
+/// Identifies a call inside one [`Uas`] (driven mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UasCallId(pub u64);
+
+/// Why a call ended, from the callee's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Not answered: the final status sent (busy, reject, 487 after CANCEL, 480, 488...).
+    Refused(u16),
+    /// The caller sent BYE.
+    CallerBye,
+    /// We sent BYE (the persona hung up, or the 2xx was never ACKed).
+    CalleeBye,
+}
+
+/// What happened to a call (driven mode only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UasEvent {
+    /// A new INVITE: decide it with [`Uas::accept`] (nothing is sent until then).
+    Incoming {
+        call: UasCallId,
+        transport: Transport,
+        src: SocketAddr,
+    },
+    /// The 2xx went out: media may flow. `media` is what the offer/answer agreed (`None` when
+    /// the call was accepted without local media or the INVITE had no offer).
+    Answered {
+        call: UasCallId,
+        media: Option<Negotiated>,
+    },
+    /// A re-INVITE's offer was answered: new remote address, codec or direction.
+    MediaUpdated { call: UasCallId, media: Negotiated },
+    /// The call is over for the callee (sent once per call).
+    Ended { call: UasCallId, reason: EndReason },
 }
 
 /// Counters of the UAS.
@@ -319,6 +385,7 @@ struct Cached {
 #[derive(Debug)]
 struct UasCall {
     call_id: String,
+    transport: Transport,
     stage: Persona,
     record: CallRecord,
     invites: Vec<InviteTx>,
@@ -327,17 +394,44 @@ struct UasCall {
     cache: Vec<Cached>,
     nonce: Option<String>,
     opaque: String,
+    /// Driven mode: waiting for [`Uas::accept`].
+    awaiting_accept: bool,
+    /// Our media (driven mode) and the SDP we answer with; `None`: the fixed legacy SDP.
+    local: Option<LocalMedia>,
+    local_sdp: Option<SessionDescription>,
+    negotiated: Option<Negotiated>,
+    /// [`UasEvent::Ended`] was reported.
+    end_reported: bool,
 }
 
 struct Ctx<'a> {
     cfg: &'a UasConfig,
     ids: &'a mut IdGen,
     out: &'a mut VecDeque<UasTransmit>,
+    events: &'a mut VecDeque<UasEvent>,
+    /// The transport of the call being handled.
+    transport: Transport,
+    /// Its key.
+    key: u64,
 }
 
 impl Ctx<'_> {
     fn send(&mut self, dest: SocketAddr, data: Vec<u8>) {
-        self.out.push_back(UasTransmit { dest, data });
+        self.out.push_back(UasTransmit {
+            transport: self.transport,
+            dest,
+            data,
+        });
+    }
+
+    fn event(&mut self, ev: UasEvent) {
+        if self.cfg.driven {
+            self.events.push_back(ev);
+        }
+    }
+
+    fn reliable(&self) -> bool {
+        self.transport == Transport::Tcp
     }
 
     fn t1(&self) -> Duration {
@@ -345,7 +439,10 @@ impl Ctx<'_> {
     }
 
     fn contact(&self) -> String {
-        format!("<sip:uas@{}>", self.cfg.addr)
+        match self.transport {
+            Transport::Udp => format!("<sip:uas@{}>", self.cfg.addr),
+            Transport::Tcp => format!("<sip:uas@{};transport=tcp>", self.cfg.addr),
+        }
     }
 
     fn allow(&self) -> &'static str {
@@ -357,7 +454,12 @@ impl Ctx<'_> {
     }
 
     fn via(&mut self) -> String {
-        format!("SIP/2.0/UDP {};branch={}", self.cfg.addr, self.ids.branch())
+        format!(
+            "SIP/2.0/{} {};branch={}",
+            self.transport.via_token(),
+            self.cfg.addr,
+            self.ids.branch()
+        )
     }
 }
 
@@ -405,9 +507,10 @@ fn session_expires(req: &Request) -> Option<u32> {
 }
 
 impl UasCall {
-    fn new(call_id: String, persona: Persona, ids: &mut IdGen) -> Self {
+    fn new(call_id: String, transport: Transport, persona: Persona, ids: &mut IdGen) -> Self {
         Self {
             call_id,
+            transport,
             stage: persona.clone(),
             record: CallRecord::new(persona),
             invites: Vec::new(),
@@ -416,7 +519,90 @@ impl UasCall {
             cache: Vec::new(),
             nonce: None,
             opaque: ids.token(16),
+            awaiting_accept: false,
+            local: None,
+            local_sdp: None,
+            negotiated: None,
+            end_reported: false,
         }
+    }
+
+    /// Our SDP for the initial answer (`bump` false) or a later offer/answer (`bump` true: a new
+    /// session version).
+    fn sdp_body(&mut self, ctx: &Ctx<'_>, legacy_version: u32, bump: bool) -> Vec<u8> {
+        match self.local_sdp.as_mut() {
+            Some(sdp) => {
+                if bump {
+                    sdp.session_version += 1;
+                }
+                sdp.to_string_crlf().into_bytes()
+            }
+            None => sdp(ctx.cfg.addr, legacy_version),
+        }
+    }
+
+    /// Answer the offer of the INVITE on transaction `idx` with our local media. `Err` when the
+    /// offer cannot be answered (no audio, no common codec): the call gets 488.
+    fn answer_offer(&mut self, idx: usize) -> Result<(), ()> {
+        let Some(local) = &self.local else {
+            return Ok(());
+        };
+        let req = &self.invites[idx].req;
+        if req.body.is_empty() {
+            // Late offer: our offer goes in the 2xx; the answer (in the ACK) is not read.
+            self.local_sdp = Some(local.offer());
+            return Ok(());
+        }
+        let offer = SessionDescription::parse(&req.body).map_err(|_| ())?;
+        let (sdp, negotiated) = local.answer(&offer).map_err(|_| ())?;
+        self.local_sdp = Some(sdp);
+        self.negotiated = Some(negotiated);
+        Ok(())
+    }
+
+    /// Answer an in-dialog offer (re-INVITE) with our local media: the new answer (a new
+    /// session version) and what it agreed. `None`: no local media or no usable offer.
+    fn answer_reoffer(&mut self, req: &Request) -> Option<Negotiated> {
+        let local = self.local.as_ref()?;
+        let offer = SessionDescription::parse(&req.body).ok()?;
+        let (mut sdp, negotiated) = local.answer(&offer).ok()?;
+        let version = self.local_sdp.as_ref().map_or(0, |s| s.session_version);
+        sdp.session_version = version + 1;
+        self.local_sdp = Some(sdp);
+        self.negotiated = Some(negotiated);
+        Some(negotiated)
+    }
+
+    /// Why the call is over for the callee, once it is.
+    fn end_reason(&self) -> Option<EndReason> {
+        if self.awaiting_accept {
+            return None;
+        }
+        if self.dialogs.is_empty() {
+            let all_final = !self.invites.is_empty()
+                && self.invites.iter().all(|t| t.state != InvState::Proceeding);
+            return match self.record.final_status {
+                // A challenge waits for the INVITE with credentials.
+                Some(s) if all_final && s >= 300 && s != 401 && s != 407 => {
+                    Some(EndReason::Refused(s))
+                }
+                Some(s) if self.is_finished() => Some(EndReason::Refused(s)),
+                None if self.is_finished() => Some(EndReason::Refused(408)),
+                _ => None,
+            };
+        }
+        let over = self
+            .dialogs
+            .iter()
+            .all(|d| matches!(d.state, DlgState::Terminating | DlgState::Terminated));
+        if !over {
+            return None;
+        }
+        Some(if self.record.got_bye() {
+            EndReason::CallerBye
+        } else {
+            EndReason::CalleeBye
+        })
     }
 
     fn is_finished(&self) -> bool {
@@ -523,7 +709,9 @@ impl UasCall {
             ring_limit: None,
         });
         let idx = self.invites.len() - 1;
-        self.play(ctx, now, idx);
+        if !self.awaiting_accept {
+            self.play(ctx, now, idx);
+        }
     }
 
     /// Resolve challenges, then start the persona on INVITE transaction `idx`.
@@ -653,16 +841,17 @@ impl UasCall {
     }
 
     fn provisional(&mut self, ctx: &mut Ctx<'_>, idx: usize, status: u16, tag: Option<&str>) {
+        let body = (status == 183).then(|| self.sdp_body(ctx, 1, false));
         let tx = &mut self.invites[idx];
         let tag = tag.unwrap_or(&tx.tag);
         let mut resp = tx
             .req
             .make_response(status, reason_phrase(status), Some(tag));
         resp.headers.push(HeaderName::Contact, ctx.contact());
-        if status == 183 {
+        if let Some(body) = body {
             resp.headers
                 .push(HeaderName::ContentType, "application/sdp");
-            resp.body = sdp(ctx.cfg.addr, 1);
+            resp.body = body;
         }
         let bytes = resp.to_bytes();
         tx.last = Some(bytes.clone());
@@ -678,6 +867,7 @@ impl UasCall {
         extra: Option<(HeaderName, String)>,
     ) {
         let t1 = ctx.t1();
+        let reliable = ctx.reliable();
         let tx = &mut self.invites[idx];
         let mut resp = tx
             .req
@@ -688,7 +878,8 @@ impl UasCall {
         let bytes = resp.to_bytes();
         tx.last = Some(bytes.clone());
         tx.state = InvState::Completed;
-        tx.retransmit = Some((now + t1, t1));
+        // Timer G only over UDP (RFC 3261 §17.2.1).
+        tx.retransmit = (!reliable).then_some((now + t1, t1));
         tx.deadline = Some(now + t1 * 64);
         tx.answer_at = None;
         tx.ring_limit = None;
@@ -727,6 +918,9 @@ impl UasCall {
                 }
             })
             .unwrap_or_else(|| (req.uri.clone(), src));
+        // Over TCP our requests reuse the INVITE's connection.
+        let target = if ctx.reliable() { src } else { target };
+        let body = self.sdp_body(ctx, 1, false);
         let session = match persona {
             Some(Persona::AnswerWithSessionTimer { se, refresher_uac }) => Some(Session {
                 se,
@@ -755,7 +949,7 @@ impl UasCall {
             }
             resp.headers
                 .push(HeaderName::ContentType, "application/sdp");
-            resp.body = sdp(ctx.cfg.addr, 1);
+            resp.body = body.clone();
             let bytes = resp.to_bytes();
             self.invites[idx].last = Some(bytes.clone());
             ctx.send(src, bytes.clone());
@@ -819,6 +1013,10 @@ impl UasCall {
             });
         }
         self.record.final_status = Some(200);
+        ctx.event(UasEvent::Answered {
+            call: UasCallId(ctx.key),
+            media: self.negotiated,
+        });
     }
 
     fn on_ack(
@@ -961,9 +1159,19 @@ impl UasCall {
                     }
                 }
                 if req.method == Method::Invite {
+                    let body = match self.answer_reoffer(req) {
+                        Some(media) => {
+                            ctx.event(UasEvent::MediaUpdated {
+                                call: UasCallId(ctx.key),
+                                media,
+                            });
+                            self.sdp_body(ctx, 2, false)
+                        }
+                        None => self.sdp_body(ctx, 2, true),
+                    };
                     resp.headers
                         .push(HeaderName::ContentType, "application/sdp");
-                    resp.body = sdp(ctx.cfg.addr, 2);
+                    resp.body = body;
                     let bytes = resp.to_bytes();
                     let t1 = ctx.t1();
                     self.dialogs[i].pending_2xx = Some(Pending2xx {
@@ -1034,6 +1242,7 @@ impl UasCall {
     ) {
         let via = ctx.via();
         let contact = ctx.contact();
+        let body = with_sdp.then(|| self.sdp_body(ctx, self.dialogs[i].local_seq + 2, true));
         let d = &mut self.dialogs[i];
         d.local_seq += 1;
         let mut r = Request::new(method.clone(), d.target_uri.clone());
@@ -1057,14 +1266,14 @@ impl UasCall {
                 format!("{};refresher=uac", s.se),
             );
         }
-        if with_sdp {
+        if let Some(body) = body {
             r.headers.push(HeaderName::ContentType, "application/sdp");
-            r.body = sdp(ctx.cfg.addr, d.local_seq + 1);
+            r.body = body;
         }
         if matches!(purpose, Purpose::ReInvite | Purpose::Refresh) {
             d.offer_in_flight = true;
         }
-        let tx = ClientTransaction::new(r, false, ctx.cfg.timers, now);
+        let tx = ClientTransaction::new(r, ctx.reliable(), ctx.cfg.timers, now);
         ctx.send(d.target, tx.bytes().to_vec());
         self.clients.push(OutTx {
             tx,
@@ -1340,7 +1549,22 @@ pub struct Uas {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     armed: HashMap<u64, Instant>,
     out: VecDeque<UasTransmit>,
+    events: VecDeque<UasEvent>,
     stats: UasStats,
+}
+
+/// Split borrows of a [`Uas`] for one call's handling.
+macro_rules! ctx {
+    ($self:ident, $transport:expr, $key:expr) => {
+        Ctx {
+            cfg: &$self.cfg,
+            ids: &mut $self.ids,
+            out: &mut $self.out,
+            events: &mut $self.events,
+            transport: $transport,
+            key: $key,
+        }
+    };
 }
 
 impl Uas {
@@ -1356,6 +1580,7 @@ impl Uas {
             heap: BinaryHeap::new(),
             armed: HashMap::new(),
             out: VecDeque::new(),
+            events: VecDeque::new(),
             stats: UasStats::default(),
         }
     }
@@ -1386,6 +1611,11 @@ impl Uas {
         }
     }
 
+    /// What the UAS saw of a live call (driven mode).
+    pub fn call_record(&self, call: UasCallId) -> Option<&CallRecord> {
+        self.calls.get(&call.0).map(|c| &c.record)
+    }
+
     /// Every call record, live and finished.
     pub fn records(&self) -> impl Iterator<Item = (&str, &CallRecord)> {
         self.calls
@@ -1394,8 +1624,20 @@ impl Uas {
             .chain(self.done.iter().map(|(k, r)| (k.as_str(), r)))
     }
 
-    /// Feed one datagram received from `src`.
+    /// Feed one datagram received over UDP from `src`.
     pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, data: &[u8]) {
+        self.handle_message(now, Transport::Udp, src, data);
+    }
+
+    /// Feed one message received from `src` (over TCP: one framed message of the connection
+    /// with `src`).
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        src: SocketAddr,
+        data: &[u8],
+    ) {
         self.stats.received += 1;
         let msg = match Message::parse_with(data, &self.cfg.limits) {
             Ok(m) => m,
@@ -1410,16 +1652,15 @@ impl Uas {
             .call_id()
             .and_then(|id| self.by_call_id.get(id))
             .copied();
-        let mut ctx = Ctx {
-            cfg: &self.cfg,
-            ids: &mut self.ids,
-            out: &mut self.out,
-        };
         match msg {
             Message::Response(resp) => {
-                let matched = key
-                    .and_then(|k| self.calls.get_mut(&k))
-                    .is_some_and(|c| c.on_response(&mut ctx, now, &resp));
+                let matched = key.is_some_and(|k| {
+                    let Some(c) = self.calls.get_mut(&k) else {
+                        return false;
+                    };
+                    let mut ctx = ctx!(self, c.transport, k);
+                    c.on_response(&mut ctx, now, &resp)
+                });
                 if !matched {
                     self.stats.stray_responses += 1;
                 }
@@ -1439,35 +1680,101 @@ impl Uas {
                                 self.stats.late_invites += 1;
                             } else {
                                 self.stats.stray_requests += 1;
-                                self.reject_stray(src, &req);
+                                self.reject_stray(transport, src, &req);
                             }
                             return;
                         }
-                        let persona = self
-                            .assigned
-                            .remove(&call_id)
-                            .unwrap_or_else(|| self.cfg.default_persona.clone());
+                        let assigned = self.assigned.remove(&call_id);
+                        let awaiting_accept = assigned.is_none() && self.cfg.driven;
+                        let persona = assigned.unwrap_or_else(|| self.cfg.default_persona.clone());
                         let k = self.next_key;
                         self.next_key += 1;
                         self.stats.calls += 1;
                         tracing::debug!(call_id, persona = persona.name(), "uas: new call");
-                        let call = UasCall::new(call_id.clone(), persona, &mut self.ids);
+                        let mut call =
+                            UasCall::new(call_id.clone(), transport, persona, &mut self.ids);
+                        call.awaiting_accept = awaiting_accept;
                         self.by_call_id.insert(call_id, k);
                         self.calls.insert(k, call);
+                        if awaiting_accept {
+                            self.events.push_back(UasEvent::Incoming {
+                                call: UasCallId(k),
+                                transport,
+                                src,
+                            });
+                        }
                         k
                     }
                 };
-                let mut ctx = Ctx {
-                    cfg: &self.cfg,
-                    ids: &mut self.ids,
-                    out: &mut self.out,
-                };
                 if let Some(call) = self.calls.get_mut(&key) {
+                    let mut ctx = ctx!(self, call.transport, key);
                     call.on_request(&mut ctx, now, src, &req);
                 }
                 self.after(key);
             }
         }
+    }
+
+    /// Driven mode: play `persona` on a new call ([`UasEvent::Incoming`]). With `media`, the
+    /// INVITE's SDP offer is answered from it (an offer we cannot answer gets 488) and the 2xx
+    /// carries that answer. False when the call is unknown or was already accepted.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        call: UasCallId,
+        persona: Persona,
+        media: Option<LocalMedia>,
+    ) -> bool {
+        let k = call.0;
+        let Some(c) = self.calls.get_mut(&k) else {
+            return false;
+        };
+        if !c.awaiting_accept {
+            return false;
+        }
+        c.awaiting_accept = false;
+        c.stage = persona.clone();
+        c.record.persona = persona;
+        c.local = media;
+        let mut ctx = ctx!(self, c.transport, k);
+        if let Some(idx) = c
+            .invites
+            .iter()
+            .position(|t| t.state == InvState::Proceeding)
+        {
+            if c.answer_offer(idx).is_ok() {
+                c.play(&mut ctx, now, idx);
+            } else {
+                c.final_non2xx(&mut ctx, now, idx, 488, None);
+            }
+        }
+        self.after(k);
+        true
+    }
+
+    /// End a call now: an unanswered one gets 480, an answered one a BYE (sent once the 2xx is
+    /// ACKed, RFC 3261 §15). False when the call is unknown.
+    pub fn hangup(&mut self, now: Instant, call: UasCallId) -> bool {
+        let k = call.0;
+        let Some(c) = self.calls.get_mut(&k) else {
+            return false;
+        };
+        c.awaiting_accept = false;
+        let mut ctx = ctx!(self, c.transport, k);
+        for idx in 0..c.invites.len() {
+            if c.invites[idx].state == InvState::Proceeding {
+                c.final_non2xx(&mut ctx, now, idx, 480, None);
+            }
+        }
+        for i in 0..c.dialogs.len() {
+            match c.dialogs[i].state {
+                DlgState::WaitAck => c.dialogs[i].bye_at = Some(now),
+                DlgState::Confirmed => c.send_bye(&mut ctx, now, i),
+                DlgState::Terminating | DlgState::Terminated => {}
+            }
+        }
+        self.after(k);
+        true
     }
 
     /// Run every timer due at `now`.
@@ -1481,12 +1788,8 @@ impl Uas {
                 continue; // superseded
             }
             self.armed.remove(&k);
-            let mut ctx = Ctx {
-                cfg: &self.cfg,
-                ids: &mut self.ids,
-                out: &mut self.out,
-            };
             if let Some(call) = self.calls.get_mut(&k) {
+                let mut ctx = ctx!(self, call.transport, k);
                 call.handle_timeout(&mut ctx, now);
             }
             self.after(k);
@@ -1495,6 +1798,11 @@ impl Uas {
 
     pub fn poll_output(&mut self) -> Option<UasTransmit> {
         self.out.pop_front()
+    }
+
+    /// The next call event (driven mode; never anything otherwise).
+    pub fn poll_event(&mut self) -> Option<UasEvent> {
+        self.events.pop_front()
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -1514,16 +1822,28 @@ impl Uas {
     }
 
     fn rearm(&mut self, k: u64) {
-        let Some(call) = self.calls.get(&k) else {
+        let Some(call) = self.calls.get_mut(&k) else {
             return;
         };
+        if self.cfg.driven
+            && !call.end_reported
+            && let Some(reason) = call.end_reason()
+        {
+            call.end_reported = true;
+            self.events.push_back(UasEvent::Ended {
+                call: UasCallId(k),
+                reason,
+            });
+        }
         if call.is_finished() {
             if let Some(mut call) = self.calls.remove(&k) {
                 self.by_call_id.remove(&call.call_id);
                 self.armed.remove(&k);
                 self.stats.calls_finished += 1;
-                call.record.finished = true;
-                self.done.insert(call.call_id, call.record);
+                if self.cfg.keep_records {
+                    call.record.finished = true;
+                    self.done.insert(call.call_id, call.record);
+                }
             }
             return;
         }
@@ -1541,12 +1861,13 @@ impl Uas {
     }
 
     /// 481 to a request for no call we know (ACKs are dropped).
-    fn reject_stray(&mut self, src: SocketAddr, req: &Request) {
+    fn reject_stray(&mut self, transport: Transport, src: SocketAddr, req: &Request) {
         if req.method == Method::Ack {
             return;
         }
         let resp = req.make_response(481, reason_phrase(481), Some(&self.ids.tag()));
         self.out.push_back(UasTransmit {
+            transport,
             dest: src,
             data: resp.to_bytes(),
         });
@@ -1686,6 +2007,168 @@ mod tests {
         assert_eq!(r.dialogs[0].acks_for_2xx, 1);
         assert!(!r.dialogs[0].no_ack);
         assert_eq!(u.live_calls(), 1, "waiting for the caller's BYE");
+    }
+
+    const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                         m=audio 30000 RTP/AVP 8 0 101\r\na=rtpmap:8 PCMA/8000\r\n\
+                         a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+
+    fn invite_with_offer(branch: &str, call_id: &str, transport: &str) -> String {
+        invite_with_sdp(branch, call_id, transport, OFFER)
+    }
+
+    fn invite_with_sdp(branch: &str, call_id: &str, transport: &str, sdp: &str) -> String {
+        invite(branch, call_id)
+            .replace("SIP/2.0/UDP", &format!("SIP/2.0/{transport}"))
+            .replace(
+                "Content-Length: 0\r\n\r\n",
+                &format!(
+                    "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                    sdp.len()
+                ),
+            )
+    }
+
+    fn driven() -> Uas {
+        let mut cfg = UasConfig::new("127.0.0.1:5070".parse().unwrap());
+        cfg.driven = true;
+        cfg.keep_records = false;
+        Uas::new(cfg)
+    }
+
+    #[test]
+    fn driven_calls_answer_with_the_callers_media_and_report_their_life() {
+        let t0 = Instant::now();
+        let mut u = driven();
+        u.handle_message(
+            t0,
+            Transport::Tcp,
+            uac(),
+            invite_with_offer("z9hG4bKd1", "d1", "TCP").as_bytes(),
+        );
+        assert!(u.poll_output().is_none(), "nothing is sent before accept");
+        let Some(UasEvent::Incoming {
+            call, transport, ..
+        }) = u.poll_event()
+        else {
+            panic!("no Incoming event");
+        };
+        assert_eq!(transport, Transport::Tcp);
+        let local = LocalMedia::new("127.0.0.1".parse().unwrap(), 40002, 77);
+        assert!(u.accept(
+            t0,
+            call,
+            Persona::Answer {
+                ring: Duration::from_millis(500),
+                talk: None,
+            },
+            Some(local),
+        ));
+        assert!(!u.accept(t0, call, Persona::Busy, None), "accepted once");
+        let sent: Vec<UasTransmit> = std::iter::from_fn(|| u.poll_output()).collect();
+        assert!(sent.iter().all(|t| t.transport == Transport::Tcp));
+        assert_eq!(sent.len(), 2, "100 and 180");
+        let ring_end = u.poll_timeout().unwrap();
+        assert_eq!(ring_end, t0 + Duration::from_millis(500));
+        u.handle_timeout(ring_end);
+        let ok = responses(&mut u).pop().unwrap();
+        assert_eq!(ok.status, 200);
+        assert!(ok.headers.contact().unwrap().uri.contains("transport=tcp"));
+        let answer = SessionDescription::parse(&ok.body).unwrap();
+        assert_eq!(
+            answer.media[0].port, 40002,
+            "our RTP port from the allocation"
+        );
+        assert_eq!(answer.media[0].formats[0].pt, 8, "the caller's first codec");
+        let Some(UasEvent::Answered { media: Some(m), .. }) = u.poll_event() else {
+            panic!("no Answered event");
+        };
+        assert_eq!(m.remote_rtp, "127.0.0.1:30000".parse().unwrap());
+        assert_eq!(m.telephone_event_pt, Some(101));
+        // Hanging up before the ACK waits for it (RFC 3261 §15).
+        assert!(u.hangup(ring_end, call));
+        assert!(u.poll_output().is_none());
+        let tag = ok.headers.to_tag().unwrap();
+        u.handle_message(
+            ring_end,
+            Transport::Tcp,
+            uac(),
+            ack("z9hG4bKa1", "d1", &tag).as_bytes(),
+        );
+        u.handle_timeout(ring_end);
+        let bye = u.poll_output().unwrap();
+        let Ok(Message::Request(bye)) = Message::parse(&bye.data) else {
+            panic!("not a request");
+        };
+        assert_eq!(bye.method, Method::Bye);
+        assert!(
+            bye.headers
+                .top_via()
+                .unwrap()
+                .to_string()
+                .contains("SIP/2.0/TCP")
+        );
+        let resp = bye.make_response(200, "OK", None);
+        u.handle_message(ring_end, Transport::Tcp, uac(), &resp.to_bytes());
+        assert_eq!(
+            u.poll_event(),
+            Some(UasEvent::Ended {
+                call,
+                reason: EndReason::CalleeBye
+            })
+        );
+        while let Some(t) = u.poll_timeout() {
+            u.handle_timeout(t);
+        }
+        assert_eq!(u.live_calls(), 0);
+        assert!(u.record("d1").is_none(), "no records kept");
+        assert_eq!(u.poll_event(), None, "Ended is reported once");
+    }
+
+    #[test]
+    fn driven_refusals_and_unanswerable_offers_end_at_once() {
+        let t0 = Instant::now();
+        let mut u = driven();
+        u.handle_datagram(t0, uac(), invite("z9hG4bKb1", "b1").as_bytes());
+        let Some(UasEvent::Incoming { call, .. }) = u.poll_event() else {
+            panic!("no Incoming event");
+        };
+        u.accept(t0, call, Persona::Busy, None);
+        assert_eq!(statuses(&mut u), vec![100, 486]);
+        assert_eq!(
+            u.poll_event(),
+            Some(UasEvent::Ended {
+                call,
+                reason: EndReason::Refused(486)
+            })
+        );
+        // An offer without a codec we know gets 488.
+        let g729 = OFFER
+            .replace("RTP/AVP 8 0 101", "RTP/AVP 18")
+            .replace("a=rtpmap:8 PCMA/8000", "a=rtpmap:18 G729/8000");
+        let offer = invite_with_sdp("z9hG4bKb2", "b2", "UDP", &g729);
+        u.handle_datagram(t0, uac(), offer.as_bytes());
+        let Some(UasEvent::Incoming { call, .. }) = u.poll_event() else {
+            panic!("no Incoming event");
+        };
+        let local = LocalMedia::new("127.0.0.1".parse().unwrap(), 40004, 1);
+        u.accept(
+            t0,
+            call,
+            Persona::Answer {
+                ring: Duration::ZERO,
+                talk: None,
+            },
+            Some(local),
+        );
+        assert_eq!(statuses(&mut u), vec![488]);
+        assert!(matches!(
+            u.poll_event(),
+            Some(UasEvent::Ended {
+                reason: EndReason::Refused(488),
+                ..
+            })
+        ));
     }
 
     #[test]
