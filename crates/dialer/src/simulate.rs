@@ -316,6 +316,7 @@ impl Sim {
             );
             p.direction = direction_of(neg.direction);
             p.inband_dtmf = false;
+            p.vad = None; // the callee never listens for speech
             p.rtp_timeout = self.rtp_timeout;
             self.media.start(h, now, p, None);
         }

@@ -63,7 +63,9 @@ pub struct MediaParams {
     pub inband_dtmf: bool,
     /// Run answering-machine detection from the first frame.
     pub amd: Option<AmdConfig>,
-    pub vad: VadConfig,
+    /// Speech start/end events (barge-in, endpointing); `None` saves its CPU on calls that
+    /// never listen (e.g. the callee simulator). AMD runs its own detector regardless.
+    pub vad: Option<VadConfig>,
     /// No RTP for this long (while we expect some) ends the call as a media failure.
     pub rtp_timeout: Duration,
     /// Latch onto the source of the first packet when it differs from an SDP address that is
@@ -102,7 +104,7 @@ impl MediaParams {
             initial_timestamp: seed as u32,
             inband_dtmf: true,
             amd: None,
-            vad: VadConfig::barge_in(),
+            vad: Some(VadConfig::barge_in()),
             rtp_timeout: Duration::from_secs(30),
             latch: Latch::WhenPrivate,
             record: false,
@@ -160,7 +162,7 @@ pub struct CallMedia {
     dtmf_rx: DtmfReceiver,
     inband: Option<DtmfDetector>,
     collector: DigitCollector,
-    vad: Vad,
+    vad: Option<Vad>,
     amd: Option<Amd>,
     playback: Option<Playback>,
     dtmf_queue: VecDeque<Digit>,
@@ -201,7 +203,7 @@ impl CallMedia {
                 .inband_dtmf
                 .then(|| DtmfDetector::new(DetectorConfig::default())),
             collector: DigitCollector::new(DigitCollector::DEFAULT_WINDOW),
-            vad: Vad::new(p.vad),
+            vad: p.vad.map(Vad::new),
             amd: p.amd.map(Amd::new),
             playback: None,
             dtmf_queue: VecDeque::new(),
@@ -410,7 +412,7 @@ impl CallMedia {
                 });
             }
         }
-        match self.vad.push(&frame) {
+        match self.vad.as_mut().and_then(|v| v.push(&frame)) {
             Some(VadEvent::SpeechStart { .. }) => self.event(MediaEvent::SpeechStart),
             Some(VadEvent::SpeechEnd { duration, .. }) => {
                 self.event(MediaEvent::SpeechEnd { duration })
