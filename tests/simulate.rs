@@ -12,6 +12,9 @@
 //!   by PID when its guard drops; each test is bounded to about 20 s.
 //! - On a failure the message carries both processes' stderr (run with `DIALER_LOG=debug`).
 
+mod common;
+use common::dialer_bin;
+
 use std::collections::HashSet;
 use std::fs;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -29,35 +32,6 @@ const CALL_BOUND: Duration = Duration::from_secs(15);
 const EXIT_BOUND: Duration = Duration::from_secs(5);
 /// How long the simulator may take to bind its port.
 const READY_BOUND: Duration = Duration::from_secs(5);
-
-/// `$DIALER_BIN`, else `<target>/<profile>/dialer`: this test runs from
-/// `<target>/<profile>/deps/simulate-<hash>`.
-fn dialer_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("DIALER_BIN") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "DIALER_BIN={} does not exist; run `cargo build -p dialer` first",
-            path.display()
-        );
-        return path;
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("test binary has a directory");
-    let profile = if deps.file_name().is_some_and(|n| n == "deps") {
-        deps.parent().expect("deps has a parent")
-    } else {
-        deps
-    };
-    let path = profile.join("dialer");
-    assert!(
-        path.is_file(),
-        "{} does not exist: run `cargo build -p dialer` first \
-         (same profile and target dir), or set DIALER_BIN",
-        path.display()
-    );
-    path
-}
 
 static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 

@@ -28,6 +28,9 @@
 //!   test the paths of the capture and of tshark's decoding of it; the run
 //!   directory under the system temp dir is kept.
 
+mod common;
+use common::dialer_bin;
+
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -78,35 +81,6 @@ fn scenario(name: &str) -> PathBuf {
 fn kamailio_cfg() -> PathBuf {
     let path = repo_root().join("scripts/kamailio/kamailio.cfg");
     assert!(path.is_file(), "{} is missing", path.display());
-    path
-}
-
-/// `$DIALER_BIN`, else `<target>/<profile>/dialer`: this test runs from
-/// `<target>/<profile>/deps/sipp-<hash>`.
-fn dialer_bin() -> PathBuf {
-    if let Some(path) = std::env::var_os("DIALER_BIN") {
-        let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "DIALER_BIN={} does not exist; run `cargo build -p dialer` first",
-            path.display()
-        );
-        return path;
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("test binary has a directory");
-    let profile = if deps.file_name().is_some_and(|n| n == "deps") {
-        deps.parent().expect("deps has a parent")
-    } else {
-        deps
-    };
-    let path = profile.join("dialer");
-    assert!(
-        path.is_file(),
-        "the dialer binary {} does not exist: run `cargo build -p dialer` first \
-         (same profile and target dir), or set DIALER_BIN",
-        path.display()
-    );
     path
 }
 
