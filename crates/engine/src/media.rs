@@ -56,6 +56,8 @@ pub struct MediaEngineStats {
 #[derive(Debug)]
 struct Slot {
     socket: tokio::net::UdpSocket,
+    /// RTCP on the next (odd) port.
+    rtcp: tokio::net::UdpSocket,
     local: SocketAddr,
     media: Option<CallMedia>,
     recording: bool,
@@ -80,6 +82,8 @@ pub struct MediaEngine {
     writer: Option<mpsc::Sender<WriterMsg>>,
     writer_thread: Option<std::thread::JoinHandle<()>>,
     stats: MediaEngineStats,
+    /// RTCP CNAME of every stream of this engine (RFC 7022 style: stable per run).
+    cname: String,
 }
 
 impl std::fmt::Debug for WriterMsg {
@@ -94,6 +98,7 @@ impl std::fmt::Debug for WriterMsg {
 
 impl MediaEngine {
     pub fn new(cfg: MediaConfig) -> MediaEngine {
+        let cname = format!("dialer-{}@{}", std::process::id(), cfg.bind_ip);
         MediaEngine {
             next_port: cfg.port_min & !1,
             cfg,
@@ -105,6 +110,7 @@ impl MediaEngine {
             writer: None,
             writer_thread: None,
             stats: MediaEngineStats::default(),
+            cname,
         }
     }
 
@@ -132,8 +138,16 @@ impl MediaEngine {
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
                 Err(e) => return Err(e),
             };
+            let rtcp_addr = SocketAddr::new(self.cfg.bind_ip, port + 1);
+            let std_rtcp = match std::net::UdpSocket::bind(rtcp_addr) {
+                Ok(s) => s,
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(e) => return Err(e),
+            };
             std_socket.set_nonblocking(true)?;
+            std_rtcp.set_nonblocking(true)?;
             let socket = tokio::net::UdpSocket::from_std(std_socket)?;
+            let rtcp = tokio::net::UdpSocket::from_std(std_rtcp)?;
             let local = socket.local_addr()?;
             let h = MediaHandle(self.next_id);
             self.next_id += 1;
@@ -141,6 +155,7 @@ impl MediaEngine {
                 h,
                 Slot {
                     socket,
+                    rtcp,
                     local,
                     media: None,
                     recording: false,
@@ -209,6 +224,11 @@ impl MediaEngine {
     /// The media clock: receive, analyse and send for every call.
     pub fn tick(&mut self, now: Instant) {
         self.stats.ticks += 1;
+        // One wall-clock read per tick for every call's RTCP.
+        let ntp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(media::rtcp::ntp_from_unix)
+            .unwrap_or(0);
         let max_reads = self.cfg.max_reads_per_tick;
         let mut blocks: Vec<(MediaHandle, Block)> = Vec::new();
         for (&h, slot) in &mut self.slots {
@@ -235,6 +255,15 @@ impl MediaEngine {
                     Ok(_) => self.stats.packets_sent += 1,
                     Err(_) => self.stats.send_errors += 1,
                 }
+            }
+            for _ in 0..max_reads {
+                match slot.rtcp.try_recv_from(&mut self.buf[..]) {
+                    Ok((n, _)) => media.receive_rtcp(now, ntp, &self.buf[..n]),
+                    Err(_) => break,
+                }
+            }
+            if let Some(n) = media.poll_rtcp(now, ntp, &self.cname, &mut self.out[..]) {
+                let _ = slot.rtcp.try_send_to(&self.out[..n], media.rtcp_remote());
             }
             while let Some(ev) = media.poll_event() {
                 self.events.push_back((h, ev));

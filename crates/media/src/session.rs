@@ -26,6 +26,7 @@ use crate::g711::{self, Codec};
 use crate::goertzel::{DetectorConfig, DtmfDetector};
 use crate::prompt::{Playback, Prompt};
 use crate::record::{Block, Recorder};
+use crate::rtcp::{RtcpScheduler, RtcpSession};
 use crate::stream::{
     Playout, Received, ReceiverConfig, ReceiverStats, RtpReceiver, RtpSender, SenderConfig,
 };
@@ -149,6 +150,8 @@ pub struct MediaStats {
 }
 
 const MAX_EVENTS: usize = 32;
+/// RTCP report interval (RFC 3550 §6.2 minimum for a two-party session; randomised ±50 %).
+const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 const MAX_QUEUED_DIGITS: usize = 32;
 
 /// One call's media state.
@@ -159,6 +162,7 @@ pub struct CallMedia {
     direction: Direction,
     sender: RtpSender,
     receiver: RtpReceiver,
+    rtcp: RtcpSession,
     dtmf_rx: DtmfReceiver,
     inband: Option<DtmfDetector>,
     collector: DigitCollector,
@@ -198,6 +202,10 @@ impl CallMedia {
             direction: p.direction,
             sender,
             receiver: RtpReceiver::new(ReceiverConfig::new(p.codec, p.telephone_event_pt)),
+            rtcp: RtcpSession::new(
+                p.ssrc,
+                RtcpScheduler::randomized(now, RTCP_INTERVAL, u64::from(p.ssrc)),
+            ),
             dtmf_rx: DtmfReceiver::new(Default::default()),
             inband: p
                 .inband_dtmf
@@ -388,6 +396,14 @@ impl CallMedia {
             Playout::Idle => {}
         }
         let Some(frame) = callee else {
+            // No audio at all is silence to the answering-machine detector (a far end that
+            // sends nothing must still get a verdict).
+            if let Some(amd) = self.amd.as_mut()
+                && !amd.is_finished()
+            {
+                amd.push(&[0; FRAME_SAMPLES]);
+                self.drain_amd();
+            }
             self.record(None);
             return;
         };
@@ -423,16 +439,7 @@ impl CallMedia {
             && !amd.is_finished()
         {
             amd.push(&frame);
-            let mut got = [None, None];
-            for slot in &mut got {
-                *slot = amd.poll_event();
-            }
-            for ev in got.into_iter().flatten() {
-                self.event(match ev {
-                    AmdEvent::Decided(d) => MediaEvent::Amd(d),
-                    AmdEvent::BeepDetected(b) => MediaEvent::Beep(b),
-                });
-            }
+            self.drain_amd();
         }
         self.record((!concealed).then_some(frame));
     }
@@ -545,9 +552,57 @@ impl CallMedia {
         }
     }
 
+    /// Where our RTCP goes: the far end's RTP port + 1 (RFC 3550 §11; no `a=rtcp` handling).
+    pub fn rtcp_remote(&self) -> SocketAddr {
+        SocketAddr::new(self.remote.ip(), self.remote.port().wrapping_add(1))
+    }
+
+    /// A compound RTCP report (SR or RR + SDES CNAME) when one is due, written into `out`.
+    /// `ntp` is the wall clock as a 64-bit NTP timestamp (the caller reads the clock).
+    pub fn poll_rtcp(
+        &mut self,
+        now: Instant,
+        ntp: u64,
+        cname: &str,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        if now < self.rtcp.poll_timeout() {
+            return None;
+        }
+        self.rtcp
+            .write_report(now, ntp, &self.sender, &mut self.receiver, cname, out)
+            .ok()
+    }
+
+    /// An RTCP datagram from the far end (malformed ones are ignored).
+    pub fn receive_rtcp(&mut self, now: Instant, ntp: u64, datagram: &[u8]) {
+        let _ = self.rtcp.handle_datagram(now, ntp, datagram);
+    }
+
+    /// Round-trip time from the far end's reports (RFC 3550 §6.4.1), once known.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtcp.rtt()
+    }
+
     /// The AMD verdict so far.
     pub fn amd_decision(&self) -> Option<&Decision> {
         self.amd.as_ref().and_then(|a| a.decision())
+    }
+
+    fn drain_amd(&mut self) {
+        let Some(amd) = self.amd.as_mut() else {
+            return;
+        };
+        let mut got = [None, None];
+        for slot in &mut got {
+            *slot = amd.poll_event();
+        }
+        for ev in got.into_iter().flatten() {
+            self.event(match ev {
+                AmdEvent::Decided(d) => MediaEvent::Amd(d),
+                AmdEvent::BeepDetected(b) => MediaEvent::Beep(b),
+            });
+        }
     }
 
     fn drain_rfc4733(&mut self, now: Instant) {
@@ -788,6 +843,39 @@ mod tests {
             frames += block.frames();
         }
         assert_eq!(frames, 60, "one stereo frame per tick");
+    }
+
+    #[test]
+    fn rtcp_reports_flow_every_few_seconds_and_give_a_round_trip_time() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0, Some(101));
+        let mut buf = [0u8; 1500];
+        let mut rtcp = [0u8; 512];
+        let mut reports = 0;
+        for k in 0..1000u64 {
+            let now = t0 + Duration::from_millis(20 * k);
+            let ntp = crate::rtcp::ntp_from_unix(Duration::from_secs(1_700_000_000) + (now - t0));
+            if let Some(n) = a.tick(now, &mut buf) {
+                b.receive(now, addr(A), &buf[..n]);
+            }
+            if let Some(n) = b.tick(now, &mut buf) {
+                a.receive(now, addr(B), &buf[..n]);
+            }
+            if let Some(n) = a.poll_rtcp(now, ntp, "a@test", &mut rtcp) {
+                reports += 1;
+                b.receive_rtcp(now, ntp, &rtcp[..n]);
+            }
+            if let Some(n) = b.poll_rtcp(now, ntp, "b@test", &mut rtcp) {
+                a.receive_rtcp(now, ntp, &rtcp[..n]);
+            }
+        }
+        // 20 s at a randomised 5 s interval (first at half of it): 3 to 6 reports.
+        assert!((3..=6).contains(&reports), "{reports} reports");
+        assert!(
+            a.rtt().is_some(),
+            "A learned the round trip from B's reports"
+        );
+        assert_eq!(a.rtcp_remote(), "127.0.0.1:30003".parse().unwrap());
     }
 
     #[test]
