@@ -34,14 +34,14 @@
 //! Each call answers over the transport its INVITE came on; over TCP its responses and its own
 //! requests (BYE) reuse the INVITE's connection.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sip::auth::ChallengeKind;
 use sip::message::{Limits, reason_phrase};
 use sip::sdp::{LocalMedia, Negotiated, SessionDescription};
+use sip::timers::TimerHeap;
 use sip::transaction::{ClientTransaction, ResponseAction, TimerAction};
 use sip::{
     Dest, HeaderName, IdGen, Message, Method, Request, Response, TimerConfig, Transport, Uri,
@@ -1546,8 +1546,7 @@ pub struct Uas {
     by_call_id: HashMap<String, u64>,
     assigned: HashMap<String, Persona>,
     done: HashMap<String, CallRecord>,
-    heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    armed: HashMap<u64, Instant>,
+    timers: TimerHeap<u64>,
     out: VecDeque<UasTransmit>,
     events: VecDeque<UasEvent>,
     stats: UasStats,
@@ -1577,8 +1576,7 @@ impl Uas {
             by_call_id: HashMap::new(),
             assigned: HashMap::new(),
             done: HashMap::new(),
-            heap: BinaryHeap::new(),
-            armed: HashMap::new(),
+            timers: TimerHeap::default(),
             out: VecDeque::new(),
             events: VecDeque::new(),
             stats: UasStats::default(),
@@ -1779,15 +1777,7 @@ impl Uas {
 
     /// Run every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((at, k))) = self.heap.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.heap.pop();
-            if self.armed.get(&k) != Some(&at) {
-                continue; // superseded
-            }
-            self.armed.remove(&k);
+        while let Some(k) = self.timers.pop_due(now) {
             if let Some(call) = self.calls.get_mut(&k) {
                 let mut ctx = ctx!(self, call.transport, k);
                 call.handle_timeout(&mut ctx, now);
@@ -1806,19 +1796,12 @@ impl Uas {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
+        self.timers.next_deadline()
     }
 
     /// Re-arm a call's timer, or forget it when it is finished.
     fn after(&mut self, k: u64) {
         self.rearm(k);
-        // Drop superseded entries from the top so `poll_timeout` is the real next deadline.
-        while let Some(Reverse((at, k))) = self.heap.peek().copied() {
-            if self.armed.get(&k) == Some(&at) {
-                break;
-            }
-            self.heap.pop();
-        }
     }
 
     fn rearm(&mut self, k: u64) {
@@ -1838,7 +1821,7 @@ impl Uas {
         if call.is_finished() {
             if let Some(mut call) = self.calls.remove(&k) {
                 self.by_call_id.remove(&call.call_id);
-                self.armed.remove(&k);
+                self.timers.arm(k, None);
                 self.stats.calls_finished += 1;
                 if self.cfg.keep_records {
                     call.record.finished = true;
@@ -1847,17 +1830,7 @@ impl Uas {
             }
             return;
         }
-        match call.poll_timeout() {
-            Some(at) => {
-                if self.armed.get(&k) != Some(&at) {
-                    self.armed.insert(k, at);
-                    self.heap.push(Reverse((at, k)));
-                }
-            }
-            None => {
-                self.armed.remove(&k);
-            }
-        }
+        self.timers.arm(k, call.poll_timeout());
     }
 
     /// 481 to a request for no call we know (ACKs are dropped).

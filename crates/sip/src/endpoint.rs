@@ -13,8 +13,7 @@
 //! Run loop: `handle_datagram` / `handle_timeout` / `place_call` / `hangup`, then drain
 //! `poll_output`, then sleep until `poll_timeout`.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -28,6 +27,7 @@ use crate::register::{
     RegistrationConfig,
 };
 use crate::rng::IdGen;
+use crate::timers::TimerHeap;
 
 /// Identifies a call inside one endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,8 +93,7 @@ pub struct Endpoint {
     next_handle: u64,
     calls: HashMap<CallHandle, Call>,
     by_call_id: HashMap<String, CallHandle>,
-    heap: BinaryHeap<Reverse<(Instant, CallHandle)>>,
-    armed: HashMap<CallHandle, Instant>,
+    timers: TimerHeap<CallHandle>,
     out: VecDeque<EndpointOutput>,
     stats: EndpointStats,
     agents: HashMap<AgentHandle, Agent>,
@@ -110,8 +109,7 @@ impl Endpoint {
             next_handle: 1,
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
-            heap: BinaryHeap::new(),
-            armed: HashMap::new(),
+            timers: TimerHeap::default(),
             out: VecDeque::new(),
             stats: EndpointStats::default(),
             agents: HashMap::new(),
@@ -267,15 +265,7 @@ impl Endpoint {
 
     /// Run every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((at, h))) = self.heap.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.heap.pop();
-            if self.armed.get(&h) != Some(&at) {
-                continue; // superseded
-            }
-            self.armed.remove(&h);
+        while let Some(h) = self.timers.pop_due(now) {
             if h.0 & AGENT_TIMER_KEY != 0 {
                 let a = AgentHandle(h.0 & !AGENT_TIMER_KEY);
                 if let Some(agent) = self.agents.get_mut(&a) {
@@ -296,7 +286,7 @@ impl Endpoint {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.heap.peek().map(|Reverse((at, _))| *at)
+        self.timers.next_deadline()
     }
 
     /// Drain a call's output, re-arm its timer, forget it when finished.
@@ -319,20 +309,10 @@ impl Endpoint {
         if call.is_finished() {
             self.by_call_id.remove(call.call_id());
             self.calls.remove(&h);
-            self.armed.remove(&h);
+            self.timers.arm(h, None);
             return;
         }
-        match call.poll_timeout() {
-            Some(at) => {
-                if self.armed.get(&h) != Some(&at) {
-                    self.armed.insert(h, at);
-                    self.heap.push(Reverse((at, h)));
-                }
-            }
-            None => {
-                self.armed.remove(&h);
-            }
-        }
+        self.timers.arm(h, call.poll_timeout());
     }
 
     /// Start registering; the first REGISTER is queued at once. The agent's seed is drawn from
@@ -365,7 +345,7 @@ impl Endpoint {
     pub fn remove_agent(&mut self, a: AgentHandle) -> Option<Agent> {
         let agent = self.agents.remove(&a)?;
         self.agents_by_call_id.remove(agent.call_id());
-        self.armed.remove(&CallHandle(AGENT_TIMER_KEY | a.0));
+        self.timers.arm(CallHandle(AGENT_TIMER_KEY | a.0), None);
         Some(agent)
     }
 
@@ -390,17 +370,7 @@ impl Endpoint {
             });
         }
         let key = CallHandle(AGENT_TIMER_KEY | a.0);
-        match agent.poll_timeout() {
-            Some(at) => {
-                if self.armed.get(&key) != Some(&at) {
-                    self.armed.insert(key, at);
-                    self.heap.push(Reverse((at, key)));
-                }
-            }
-            None => {
-                self.armed.remove(&key);
-            }
-        }
+        self.timers.arm(key, agent.poll_timeout());
     }
 
     fn on_garbage(&mut self, transport: Transport, src: SocketAddr, data: &[u8], err: &ParseError) {

@@ -32,6 +32,7 @@ pub mod outcome;
 pub mod register;
 pub mod rng;
 pub mod sdp;
+pub mod timers;
 pub mod transaction;
 pub mod uri;
 
