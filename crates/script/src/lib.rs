@@ -1,0 +1,9 @@
+//! Dialogue scripts, answer classification and the speech-recognition client types.
+//!
+//! Sans-IO like `sip` and `media`: nothing here reads the clock, opens a socket or spawns a task.
+//! The engine feeds a running script its inputs (prompt finished, digit, speech, transcript,
+//! timeouts) with `now` and drains its outputs (play, listen, hang up, transfer, result).
+
+pub mod lang;
+
+pub use lang::{CategorySpec, Lang};
