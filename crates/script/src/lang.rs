@@ -48,6 +48,21 @@ pub struct CategorySpec {
     pub phrases: BTreeMap<Lang, Vec<String>>,
 }
 
+/// What a classifier found in one utterance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    /// The winning category's id.
+    pub category: String,
+    /// 0.0 ..= 1.0; the script's threshold decides whether it is enough.
+    pub score: f32,
+}
+
+/// Text → category. The script runtime holds one per loaded script version.
+pub trait Classify: Send + Sync + fmt::Debug {
+    /// The best category for `text` spoken in `lang`, if any phrase matched at all.
+    fn classify(&self, lang: Lang, text: &str) -> Option<Match>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

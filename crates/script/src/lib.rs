@@ -6,4 +6,4 @@
 
 pub mod lang;
 
-pub use lang::{CategorySpec, Lang};
+pub use lang::{CategorySpec, Classify, Lang, Match};
