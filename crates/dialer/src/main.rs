@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod bench;
 mod call;
 mod probe;
 mod simulate;
@@ -39,6 +40,10 @@ enum Command {
     /// persona by weight (--personas FILE, default a built-in mix); prints a JSON summary on
     /// SIGINT/SIGTERM, after --duration or once --max-calls calls ended.
     Simulate(simulate::SimulateArgs),
+    /// Load bench: calls at a rate and concurrency through the engine against `dialer
+    /// simulate` (started on loopback unless --target), then reports setups/s, live calls,
+    /// setup latency, prompt send timing, RTP loss, CPU and memory per call of both sides.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -140,6 +145,7 @@ fn main() -> ExitCode {
         Command::Call(args) => args,
         Command::Probe(args) => return probe::main(&runtime, args),
         Command::Simulate(args) => return simulate::main(&runtime, args),
+        Command::Bench(args) => return bench::main(&runtime, args),
     };
     let plan = match CallPlan::from_args(&args) {
         Ok(p) => p,

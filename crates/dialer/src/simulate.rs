@@ -77,6 +77,9 @@ pub(crate) struct SimulateArgs {
     /// Hang up a call that receives no RTP for this long (the caller is gone).
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     rtp_timeout: f64,
+    /// Time every RTP packet sent and report the timing in the summary (`send_timing`).
+    #[arg(long)]
+    measure_send: bool,
 }
 
 /// Validated arguments.
@@ -90,6 +93,7 @@ struct Plan {
     max_calls: Option<u64>,
     duration: Option<Duration>,
     rtp_timeout: Duration,
+    measure_send: bool,
 }
 
 impl Plan {
@@ -131,6 +135,7 @@ impl Plan {
             max_calls: a.max_calls,
             duration: a.duration.map(|d| secs("--duration", d)).transpose()?,
             rtp_timeout,
+            measure_send: a.measure_send,
         })
     }
 }
@@ -165,7 +170,7 @@ pub(crate) fn main(runtime: &tokio::runtime::Runtime, args: SimulateArgs) -> Exi
 }
 
 /// One RTP socket per call: raise the soft open-files limit towards the hard one.
-fn raise_nofile() {
+pub(crate) fn raise_nofile() {
     match rlimit::increase_nofile_limit(WANTED_NOFILE) {
         Ok(n) if n < 8192 => tracing::warn!(
             limit = n,
@@ -197,6 +202,8 @@ struct Counters {
     callee_bye: u64,
     digits_sent: u64,
     max_live: usize,
+    /// RTP lost on the way in (sequence gaps), summed over ended calls.
+    rtp_lost: u64,
 }
 
 /// The crowd: UAS, media, personas.
@@ -338,7 +345,9 @@ impl Sim {
         }
         if let Some(h) = live.media {
             self.by_media.remove(&h);
-            self.media.release(h);
+            if let Some(st) = self.media.release(h) {
+                self.n.rtp_lost += st.lost;
+            }
         }
         tracing::info!(
             call = call.0,
@@ -349,8 +358,8 @@ impl Sim {
     }
 
     /// The media clock: every call's RTP, then the callees whose script has something due.
-    fn tick(&mut self, now: Instant) {
-        self.media.tick(now);
+    fn tick(&mut self, scheduled: Instant, now: Instant) {
+        self.media.tick_scheduled(scheduled, now);
         while let Some((h, ev)) = self.media.poll_event() {
             if let Some(live) = self.by_media.get(&h).and_then(|id| self.calls.get_mut(id)) {
                 live.callee.on_media_event(now, &ev);
@@ -390,6 +399,13 @@ impl Sim {
             .collect();
         let m = self.media.stats();
         let u = self.uas.stats();
+        let ms = |h: &hdrhistogram::Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let timing = self.media.send_timing().map(|t| {
+            serde_json::json!({
+                "lateness_ms": { "p50": ms(&t.lateness_us, 0.5), "p99": ms(&t.lateness_us, 0.99), "max": t.lateness_us.max() as f64 / 1000.0 },
+                "gap_error_ms": { "p50": ms(&t.gap_error_us, 0.5), "p99": ms(&t.gap_error_us, 0.99), "max": t.gap_error_us.max() as f64 / 1000.0 },
+            })
+        });
         serde_json::json!({
             "calls": self.n.calls,
             "by_persona": by_persona,
@@ -404,7 +420,10 @@ impl Sim {
             "rtp": {
                 "packets_in": m.packets_received,
                 "packets_out": m.packets_sent,
+                "lost_in": self.n.rtp_lost,
                 "send_errors": m.send_errors,
+                "recv_syscalls": m.recv_syscalls,
+                "send_timing": timing,
             },
             "sip": {
                 "received": u.received,
@@ -464,6 +483,7 @@ async fn run(plan: Plan) -> anyhow::Result<String> {
     let mut media_cfg = MediaConfig::new(plan.rtp_ip);
     media_cfg.port_min = plan.rtp_ports.0;
     media_cfg.port_max = plan.rtp_ports.1;
+    media_cfg.measure_send = plan.measure_send;
     let profiles = plan.crowd.profiles().len();
     let mut sim = Sim {
         uas: Uas::new(uas_cfg),
@@ -516,7 +536,7 @@ async fn run(plan: Plan) -> anyhow::Result<String> {
                     None => anyhow::bail!("the SIP transport stopped"),
                 }
             }
-            _ = clock.tick() => sim.tick(Instant::now()),
+            tick = clock.tick() => sim.tick(tick.into_std(), Instant::now()),
             _ = sleep_until(sip_deadline) => sim.uas.handle_timeout(Instant::now()),
             _ = sigint.recv() => stop_now = true,
             _ = sigterm.recv() => stop_now = true,

@@ -22,3 +22,4 @@ pub mod driver;
 pub mod media;
 pub mod transport;
 pub mod trunk;
+pub mod udp;

@@ -42,6 +42,7 @@ pub mod resample;
 pub mod rtcp;
 pub mod session;
 pub mod stream;
+pub mod synth;
 pub mod vad;
 
 /// Sample rate of every signal in this crate.

@@ -21,7 +21,8 @@
 //! }
 //! ```
 //! Time is the number of frames pushed (frame `n` starts at `n × 20 ms`); nothing here reads a
-//! clock or allocates, and a [`Vad`] is about a hundred bytes.
+//! clock or allocates, and a [`Vad`] is about half a kilobyte (most of it the first second's
+//! measurements, kept to judge them again: see [`Vad::opening_rejudged`]).
 //!
 //! # How a frame is classified
 //! - **Energy against an adaptive noise floor.** Frame energy in dBFS is compared with the floor
@@ -54,6 +55,11 @@ const FLOOR_BLOCK_FRAMES: u32 = 25;
 const FLOOR_BLOCKS: usize = 3;
 /// Weight of a new frame in the smoothed energy that the floor tracks.
 const SMOOTHING: f32 = 0.3;
+/// Frames at the start of a stream that are kept and judged again when the noise floor drops
+/// below the level they were judged against (1 s): speech from the very first frame.
+const OPENING_FRAMES: usize = 50;
+/// How far (dB) the floor must have dropped since the opening was last judged to judge again.
+const OPENING_REJUDGE_DB: f32 = 3.0;
 /// Energy reported for digital silence.
 const SILENT_DBFS: f32 = -100.0;
 /// A frame whose tone-model residual is below this fraction of its energy is a tone (−10 dB).
@@ -146,6 +152,14 @@ pub struct FrameInfo {
     pub mean_abs: u16,
 }
 
+/// What is kept of an opening frame to judge it again.
+#[derive(Debug, Clone, Copy, Default)]
+struct Opening {
+    energy_dbfs: f32,
+    mean_abs: u16,
+    tonal: bool,
+}
+
 #[derive(Debug, Clone, Copy)]
 enum State {
     /// Not in speech; `run` consecutive speech frames so far.
@@ -170,6 +184,17 @@ pub struct Vad {
     current_block_len: u32,
     state: State,
     last: FrameInfo,
+    /// The first [`OPENING_FRAMES`] frames' measurements.
+    opening: [Opening; OPENING_FRAMES],
+    opening_len: u8,
+    /// The floor the opening frames were last judged against.
+    opening_floor: f32,
+    /// The opening was judged again on the last push (see [`Vad::opening_rejudged`]).
+    rejudged: bool,
+    /// A speech start has been reported.
+    spoke: bool,
+    /// The last frame fits the two-tone model.
+    last_tonal: bool,
 }
 
 impl Vad {
@@ -194,6 +219,12 @@ impl Vad {
                 noise_floor_dbfs: SILENT_DBFS,
                 mean_abs: 0,
             },
+            opening: [Opening::default(); OPENING_FRAMES],
+            opening_len: 0,
+            opening_floor: f32::INFINITY,
+            rejudged: false,
+            spoke: false,
+            last_tonal: false,
         }
     }
 
@@ -209,6 +240,10 @@ impl Vad {
         self.frames += 1;
         let info = self.classify(frame);
         self.last = info;
+        self.rejudged = false;
+        if let Some(ev) = self.rejudge_opening(index) {
+            return Some(ev);
+        }
         let speech = info.class == FrameClass::Speech;
         match &mut self.state {
             State::Quiet { run } => {
@@ -222,6 +257,7 @@ impl Vad {
                 }
                 let start = index + 1 - u64::from(*run);
                 self.state = State::Talking { start, quiet: 0 };
+                self.spoke = true;
                 tracing::debug!(at_frame = start, "speech start");
                 Some(VadEvent::SpeechStart { at_frame: start })
             }
@@ -249,6 +285,106 @@ impl Vad {
     /// The measurements and class of the last frame pushed.
     pub fn last_frame(&self) -> &FrameInfo {
         &self.last
+    }
+
+    /// Whether the last push judged the opening frames again (see [`Vad::opening_class`]).
+    ///
+    /// The floor is learnt from the signal itself, so speech that starts on the very first
+    /// frame ("алло?" the instant the line opens) sets the floor at its own level and reads as
+    /// silence. Speech has pauses: when the floor then drops by [`OPENING_REJUDGE_DB`] or more
+    /// within the first second, the opening frames are judged again against the new floor.
+    /// When that finds speech and none was reported yet, [`Vad::push`] reports its start late
+    /// (with the true `at_frame`); AMD replays its count from the re-judged classes.
+    pub fn opening_rejudged(&self) -> bool {
+        self.rejudged
+    }
+
+    /// Frame `i` of the opening (the first second) judged against the current floor, with its
+    /// mean absolute value; `None` past the frames kept.
+    pub fn opening_class(&self, i: usize) -> Option<(FrameClass, u16)> {
+        let o = self
+            .opening
+            .get(i)
+            .filter(|_| i < usize::from(self.opening_len))?;
+        Some((
+            self.judge(o.energy_dbfs, o.tonal, self.last.noise_floor_dbfs),
+            o.mean_abs,
+        ))
+    }
+
+    /// Number of opening frames kept (at most one second's worth).
+    pub fn opening_len(&self) -> usize {
+        usize::from(self.opening_len)
+    }
+
+    /// Judge the opening again if the floor dropped enough; a late speech start if it finds
+    /// speech nobody reported.
+    fn rejudge_opening(&mut self, index: u64) -> Option<VadEvent> {
+        if usize::from(self.opening_len) < OPENING_FRAMES
+            && usize::try_from(index).is_ok_and(|i| i == usize::from(self.opening_len))
+        {
+            let (m_energy, m_abs, m_tonal) =
+                (self.last.energy_dbfs, self.last.mean_abs, self.last_tonal);
+            self.opening[usize::from(self.opening_len)] = Opening {
+                energy_dbfs: m_energy,
+                mean_abs: m_abs,
+                tonal: m_tonal,
+            };
+            self.opening_len += 1;
+        } else {
+            return None;
+        }
+        let floor = self.last.noise_floor_dbfs;
+        if self.opening_floor.is_infinite() {
+            self.opening_floor = floor;
+            return None;
+        }
+        if floor > self.opening_floor - OPENING_REJUDGE_DB {
+            return None;
+        }
+        self.opening_floor = floor;
+        self.rejudged = true;
+        if self.spoke || self.in_speech() {
+            return None;
+        }
+        // The first run of `onset_frames` speech frames among the frames before this one, and
+        // the last speech frame after it.
+        let kept = usize::from(self.opening_len) - 1;
+        let mut run = 0u32;
+        let mut start = None;
+        let mut last_speech = 0usize;
+        for i in 0..kept {
+            let o = self.opening[i];
+            if self.judge(o.energy_dbfs, o.tonal, floor) == FrameClass::Speech {
+                run += 1;
+                last_speech = i;
+                if start.is_none() && run >= self.onset_frames {
+                    start = Some(i + 1 - run as usize);
+                }
+            } else {
+                run = 0;
+            }
+        }
+        let start = start? as u64;
+        // Frames after the last speech one up to this one are the quiet so far; the end comes
+        // on the next quiet frame at the earliest, dated correctly.
+        let quiet = u32::try_from(index - last_speech as u64).unwrap_or(u32::MAX);
+        self.state = State::Talking { start, quiet };
+        self.spoke = true;
+        tracing::debug!(at_frame = start, "speech start (opening judged again)");
+        Some(VadEvent::SpeechStart { at_frame: start })
+    }
+
+    fn judge(&self, energy_dbfs: f32, tonal: bool, floor: f32) -> FrameClass {
+        let loud = energy_dbfs >= self.config.min_level_dbfs
+            && energy_dbfs >= floor + self.config.margin_db;
+        if !loud {
+            FrameClass::Silence
+        } else if self.config.reject_tones && tonal {
+            FrameClass::Tone
+        } else {
+            FrameClass::Speech
+        }
     }
 
     /// Whether the detector is inside an utterance (between start and end events).
@@ -285,15 +421,8 @@ impl Vad {
             self.current_block_len = 0;
         }
 
-        let loud = energy_dbfs >= self.config.min_level_dbfs
-            && energy_dbfs >= floor + self.config.margin_db;
-        let class = if !loud {
-            FrameClass::Silence
-        } else if self.config.reject_tones && m.tonality < TONE_RESIDUAL {
-            FrameClass::Tone
-        } else {
-            FrameClass::Speech
-        };
+        self.last_tonal = m.tonality < TONE_RESIDUAL;
+        let class = self.judge(energy_dbfs, self.last_tonal, floor);
         FrameInfo {
             class,
             energy_dbfs,
@@ -395,207 +524,11 @@ pub(crate) fn frames_to_duration(n: u64) -> Duration {
     Duration::from_millis(n.saturating_mul(u64::from(FRAME_MS)))
 }
 
-/// Synthetic test signals shared by the VAD and AMD tests.
-#[cfg(test)]
-pub(crate) mod testsignal {
-    use std::f64::consts::PI;
-
-    use crate::{FRAME_SAMPLES, SAMPLE_RATE, g711};
-
-    const FS: f64 = SAMPLE_RATE as f64;
-
-    /// xorshift64* — seeded, so every test sees the same "noise".
-    #[derive(Debug)]
-    pub(crate) struct Rng(u64);
-
-    impl Rng {
-        pub(crate) fn new(seed: u64) -> Self {
-            Rng(seed.max(1))
-        }
-
-        fn next_u64(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.0 = x;
-            x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        /// Uniform in [0, 1).
-        pub(crate) fn unit(&mut self) -> f64 {
-            (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-        }
-
-        /// Approximately standard normal (Irwin–Hall with 12 terms).
-        pub(crate) fn gauss(&mut self) -> f64 {
-            (0..12).map(|_| self.unit()).sum::<f64>() - 6.0
-        }
-
-        pub(crate) fn range(&mut self, lo: f64, hi: f64) -> f64 {
-            lo + (hi - lo) * self.unit()
-        }
-    }
-
-    /// RMS on the 16-bit scale for a level in dBFS.
-    pub(crate) fn rms_for(dbfs: f64) -> f64 {
-        32768.0 * 10f64.powf(dbfs / 20.0)
-    }
-
-    fn samples(ms: u32) -> usize {
-        (ms as usize) * (SAMPLE_RATE as usize) / 1000
-    }
-
-    fn scale_to(mut sig: Vec<f64>, dbfs: f64) -> Vec<f64> {
-        let rms = (sig.iter().map(|x| x * x).sum::<f64>() / sig.len().max(1) as f64).sqrt();
-        if rms > 0.0 {
-            let k = rms_for(dbfs) / rms;
-            sig.iter_mut().for_each(|x| *x *= k);
-        }
-        sig
-    }
-
-    pub(crate) fn silence(ms: u32) -> Vec<f64> {
-        vec![0.0; samples(ms)]
-    }
-
-    /// White Gaussian noise at `dbfs` RMS.
-    pub(crate) fn noise(ms: u32, dbfs: f64, rng: &mut Rng) -> Vec<f64> {
-        let k = rms_for(dbfs);
-        (0..samples(ms)).map(|_| k * rng.gauss()).collect()
-    }
-
-    /// Low-passed ("brown-ish", like car or room rumble) noise at `dbfs` RMS.
-    pub(crate) fn rumble(ms: u32, dbfs: f64, rng: &mut Rng) -> Vec<f64> {
-        let mut y = 0.0;
-        let sig = (0..samples(ms))
-            .map(|_| {
-                y = 0.9 * y + rng.gauss();
-                y
-            })
-            .collect();
-        scale_to(sig, dbfs)
-    }
-
-    /// A sine at `hz` with RMS `dbfs`, 5 ms raised-cosine ramps.
-    pub(crate) fn tone(ms: u32, hz: f64, dbfs: f64) -> Vec<f64> {
-        dual(ms, hz, None, dbfs)
-    }
-
-    /// One or two equal-level sines (each at `dbfs`), 5 ms ramps.
-    pub(crate) fn dual(ms: u32, f1: f64, f2: Option<f64>, dbfs: f64) -> Vec<f64> {
-        let n = samples(ms);
-        let amp = rms_for(dbfs) * 2f64.sqrt();
-        let ramp = samples(5);
-        (0..n)
-            .map(|i| {
-                let t = i as f64 / FS;
-                let mut x = (2.0 * PI * f1 * t + 0.3).sin();
-                if let Some(f2) = f2 {
-                    x += (2.0 * PI * f2 * t + 1.1).sin();
-                }
-                let edge = i.min(n - 1 - i);
-                let g = if edge < ramp {
-                    0.5 - 0.5 * (PI * edge as f64 / ramp as f64).cos()
-                } else {
-                    1.0
-                };
-                amp * g * x
-            })
-            .collect()
-    }
-
-    /// A speech-like word: harmonics of a fundamental gliding within 100–250 Hz, shaped by two
-    /// formant-like resonances and a 1/k tilt, with a syllabic amplitude envelope, attack and
-    /// release ramps and a little breath noise; RMS `dbfs` over the word.
-    pub(crate) fn word(ms: u32, dbfs: f64, rng: &mut Rng) -> Vec<f64> {
-        let n = samples(ms);
-        let f_start = rng.range(110.0, 220.0);
-        let f_end = rng.range(100.0, 250.0);
-        let f1 = rng.range(450.0, 800.0);
-        let f2 = rng.range(1000.0, 1900.0);
-        let syllable_hz = rng.range(3.5, 5.5);
-        let mut phases = [0.0f64; 40];
-        let attack = samples(25) as f64;
-        let release = samples(40) as f64;
-        let mut sig = Vec::with_capacity(n);
-        for i in 0..n {
-            let t = i as f64 / n as f64;
-            let f0 = (f_start + (f_end - f_start) * t + 30.0 * (PI * t).sin()).clamp(100.0, 250.0);
-            let mut x = 0.0;
-            for (k, ph) in phases.iter_mut().enumerate() {
-                let h = (k + 1) as f64 * f0;
-                if h >= 3400.0 {
-                    break;
-                }
-                *ph += 2.0 * PI * h / FS;
-                let formants = 1.0
-                    + 4.0 * (-((h - f1) / 150.0).powi(2)).exp()
-                    + 2.5 * (-((h - f2) / 200.0).powi(2)).exp();
-                x += formants / (k + 1) as f64 * ph.sin();
-            }
-            x += 0.05 * rng.gauss();
-            let i_f = i as f64;
-            let ramp = (i_f / attack)
-                .min(1.0)
-                .min((n as f64 - i_f) / release)
-                .max(0.0);
-            let syllables = 0.7 + 0.3 * (2.0 * PI * syllable_hz * i_f / FS).cos();
-            sig.push(x * ramp * syllables);
-        }
-        scale_to(sig, dbfs)
-    }
-
-    /// Words of the given lengths separated by the given gaps: `[(word_ms, gap_after_ms)]`.
-    pub(crate) fn utterance(parts: &[(u32, u32)], dbfs: f64, rng: &mut Rng) -> Vec<f64> {
-        let mut sig = Vec::new();
-        for &(w, gap) in parts {
-            sig.extend(word(w, dbfs, rng));
-            sig.extend(silence(gap));
-        }
-        sig
-    }
-
-    /// Add `b` onto `a` (extending `a` if needed).
-    pub(crate) fn mix(mut a: Vec<f64>, b: &[f64]) -> Vec<f64> {
-        if a.len() < b.len() {
-            a.resize(b.len(), 0.0);
-        }
-        a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-        a
-    }
-
-    /// Round and clip to 16 bits, padded with zeros to whole frames.
-    pub(crate) fn pcm(sig: &[f64]) -> Vec<i16> {
-        let mut out: Vec<i16> = sig
-            .iter()
-            .map(|x| x.round().clamp(-32768.0, 32767.0) as i16)
-            .collect();
-        out.resize(out.len().div_ceil(FRAME_SAMPLES) * FRAME_SAMPLES, 0);
-        out
-    }
-
-    /// `pcm(sig)` after a round trip through the codec, as the engine would hand it over.
-    pub(crate) fn via_g711(sig: &[f64], codec: g711::Codec) -> Vec<i16> {
-        let lin = pcm(sig);
-        let mut codes = vec![0u8; lin.len()];
-        let mut back = vec![0i16; lin.len()];
-        g711::encode(codec, &lin, &mut codes);
-        g711::decode(codec, &codes, &mut back);
-        back
-    }
-
-    /// The whole frames of `pcm`.
-    pub(crate) fn frames(pcm: &[i16]) -> &[[i16; FRAME_SAMPLES]] {
-        pcm.as_chunks::<FRAME_SAMPLES>().0
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testsignal::*;
     use super::*;
     use crate::g711::Codec;
+    use crate::synth::*;
 
     /// Events with the index of the frame that produced them.
     fn run(vad: &mut Vad, pcm: &[i16]) -> Vec<(u64, VadEvent)> {
@@ -747,6 +680,26 @@ mod tests {
     }
 
     #[test]
+    fn speech_from_the_very_first_frame_is_found_once_the_floor_drops() {
+        for (seed, word_ms, level) in [(31, 400, -20.0), (32, 700, -32.0)] {
+            let mut rng = Rng::new(seed);
+            let mut sig = word(word_ms, level, &mut rng);
+            sig.extend(silence(1500));
+            let sig = mix(sig, &noise(word_ms + 1500, -68.0, &mut rng));
+            let mut vad = Vad::new(VadConfig::barge_in());
+            let events = run(&mut vad, &via_g711(&sig, Codec::Pcmu));
+            let s = starts(&events);
+            let e = ends(&events);
+            assert_eq!((s.len(), e.len()), (1, 1), "{events:?}");
+            assert!(s[0] <= 1, "starts on the first frames: {events:?}");
+            let word_frames = u64::from(word_ms / 20);
+            assert!(near(e[0].1, word_frames, 2), "{events:?}");
+            // Reported within a few frames of the word's end (when the floor falls).
+            assert!(events[0].0 <= word_frames + 6, "{events:?}");
+        }
+    }
+
+    #[test]
     fn a_click_is_not_speech() {
         let mut rng = Rng::new(5);
         let mut sig = silence(400);
@@ -846,7 +799,8 @@ mod tests {
 
     #[test]
     fn state_is_small_and_fixed() {
-        assert!(size_of::<Vad>() <= 128, "{}", size_of::<Vad>());
+        // The opening (50 frames × 8 bytes) is most of it.
+        assert!(size_of::<Vad>() <= 560, "{}", size_of::<Vad>());
     }
 
     #[test]

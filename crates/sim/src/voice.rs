@@ -1,12 +1,11 @@
 //! Synthetic audio for simulated callees, so the built-in persona mix needs no WAV file: a
 //! speech-like "алло", a voicemail greeting, a spoken phrase, the voicemail beep and in-band DTMF.
 //!
-//! "Speech" here is a harmonic signal shaped like voiced speech (a fundamental gliding within
-//! 100–250 Hz, two formant-like resonances, a 1/k spectral tilt, a syllabic envelope and a
-//! little breath noise). It is not intelligible, but a voice-activity detector and an
+//! "Speech" here is `media::synth`'s speech-like word (the same generator the detectors are
+//! tested with). It is not intelligible, but a voice-activity detector and an
 //! answering-machine detector treat it as a talker: a short word followed by silence is a
 //! human's "алло?", several seconds of words are a greeting. Everything is 8 kHz mono PCM,
-//! deterministic (a fixed-seed generator, no global RNG).
+//! deterministic (fixed seeds, no global RNG).
 
 use std::f64::consts::PI;
 use std::time::Duration;
@@ -14,6 +13,7 @@ use std::time::Duration;
 use media::SAMPLE_RATE;
 use media::dtmf::Digit;
 use media::goertzel::DtmfTone;
+use media::synth;
 
 const FS: f64 = SAMPLE_RATE as f64;
 
@@ -22,102 +22,23 @@ pub fn samples(d: Duration) -> usize {
     (d.as_secs_f64() * FS).round() as usize
 }
 
-/// A small deterministic generator (SplitMix64) for noise and word shapes.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0.0..1.0`.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unit()
-    }
-
-    /// Approximately Gaussian (sum of four uniforms, unit variance).
-    fn gauss(&mut self) -> f64 {
-        let s: f64 = (0..4).map(|_| self.unit()).sum();
-        (s - 2.0) * 3f64.sqrt()
-    }
-}
-
-/// One speech-like word of `ms` milliseconds at `dbfs` RMS (relative to full scale).
-fn word(ms: u32, dbfs: f64, rng: &mut Rng) -> Vec<f64> {
-    let n = samples(Duration::from_millis(u64::from(ms)));
-    let f_start = rng.range(110.0, 220.0);
-    let f_end = rng.range(100.0, 250.0);
-    let f1 = rng.range(450.0, 800.0);
-    let f2 = rng.range(1000.0, 1900.0);
-    let syllable_hz = rng.range(3.5, 5.5);
-    let mut phases = [0.0f64; 40];
-    let attack = FS * 0.025;
-    let release = FS * 0.040;
-    let mut sig = Vec::with_capacity(n);
-    for i in 0..n {
-        let t = i as f64 / n as f64;
-        let f0 = (f_start + (f_end - f_start) * t + 30.0 * (PI * t).sin()).clamp(100.0, 250.0);
-        let mut x = 0.0;
-        for (k, ph) in phases.iter_mut().enumerate() {
-            let h = (k + 1) as f64 * f0;
-            if h >= 3400.0 {
-                break;
-            }
-            *ph += 2.0 * PI * h / FS;
-            let formants = 1.0
-                + 4.0 * (-((h - f1) / 150.0).powi(2)).exp()
-                + 2.5 * (-((h - f2) / 200.0).powi(2)).exp();
-            x += formants / (k + 1) as f64 * ph.sin();
-        }
-        x += 0.05 * rng.gauss();
-        let i_f = i as f64;
-        let ramp = (i_f / attack)
-            .min(1.0)
-            .min((n as f64 - i_f) / release)
-            .max(0.0);
-        let syllable = 0.65 + 0.35 * (2.0 * PI * syllable_hz * i_f / FS).sin();
-        sig.push(x * ramp * syllable);
-    }
-    let rms = (sig.iter().map(|x| x * x).sum::<f64>() / n.max(1) as f64).sqrt();
-    if rms > 0.0 {
-        let k = 32768.0 * 10f64.powf(dbfs / 20.0) / rms;
-        sig.iter_mut().for_each(|x| *x *= k);
-    }
-    sig
-}
-
-fn to_pcm(sig: &[f64]) -> Vec<i16> {
-    sig.iter()
-        .map(|x| x.round().clamp(-32768.0, 32767.0) as i16)
-        .collect()
-}
-
 /// Words of the given lengths separated by `gap_ms` of silence.
 fn words(lengths: &[u32], gap_ms: u32, dbfs: f64, seed: u64) -> Vec<i16> {
-    let mut rng = Rng(seed);
+    let mut rng = synth::Rng::new(seed);
     let gap = samples(Duration::from_millis(u64::from(gap_ms)));
     let mut out = Vec::new();
     for (i, &ms) in lengths.iter().enumerate() {
         if i > 0 {
             out.resize(out.len() + gap, 0);
         }
-        out.extend(to_pcm(&word(ms, dbfs, &mut rng)));
+        out.extend(synth::to_i16(&synth::word(ms, dbfs, &mut rng)));
     }
     out
 }
 
 /// Silence before a callee's first sound once answered (the handset reaching the ear, a
-/// machine starting its playback). Detectors learn the line's noise floor from the first frames,
-/// so audio must not start on the very first frame.
+/// machine starting its playback), as real callees have. The caller's detectors also cope with
+/// audio from the very first frame (see `media::vad::Vad::opening_rejudged`).
 pub const PICKUP: Duration = Duration::from_millis(300);
 
 /// A live "алло?": one word of about half a second.

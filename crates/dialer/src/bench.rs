@@ -1,0 +1,901 @@
+//! `dialer bench`: the end-to-end load bench. Many calls through the real engine (SIP driver +
+//! media clock, the same code `dialer call` runs) against `dialer simulate` on loopback, with a
+//! report from the process's own accounting.
+//!
+//! By default the bench starts the simulator itself (this same binary, `simulate` on a free
+//! loopback port, with a personas file that answers every call at once and sends RTP back), so
+//! one command measures both ends; `--target` calls something else instead (then only our side
+//! is measured). Each answered call plays a prompt in a loop with the production analysis on
+//! (VAD, answering-machine detection, in-band DTMF) and is hung up by us after `--call-secs`.
+//!
+//! One loop, as in `dialer call`:
+//!
+//! ```text
+//! loop {
+//!     select! {
+//!         ev   = driver.next_event() => answered: start media, play; ended: count, release
+//!         tick = media clock (20 ms) => media.tick_scheduled(tick); place the calls now due
+//!         1 s                        => progress line; RSS sample
+//!     }
+//! }
+//! ```
+//!
+//! Every loop is bounded: dialling stops after `--duration`, live calls end by themselves after
+//! `--call-secs`, and a hard deadline (`duration + call_secs + 30 s`) hangs up whatever is left.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal as _, Write as _};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use engine::driver::{DriverConfig, DriverEvent, SipDriver};
+use engine::media::{MediaConfig, MediaEngine, MediaHandle};
+use engine::transport::TransportConfig;
+use engine::trunk::{CallRequest, Trunk, TrunkConfig};
+use hdrhistogram::Histogram;
+use media::amd::AmdConfig;
+use media::session::{Direction, MediaEvent, MediaParams};
+use sip::sdp::{self, Negotiated};
+use sip::{CallEvent, CallHandle, EndpointConfig, TimerConfig};
+
+/// After dialling and the calls' own length: how long stragglers get before we hang up.
+const HARD_STOP_GRACE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// New calls per second.
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    /// Most calls in progress at once (ringing or answered); new calls wait for a free one.
+    #[arg(long, default_value_t = 2000)]
+    concurrency: u32,
+    /// Seconds an answered call lasts before we hang up.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    call_secs: f64,
+    /// Seconds of dialling; then the live calls run out and the bench reports.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    duration: f64,
+    /// Call this trunk (sip:HOST:PORT) instead of starting `dialer simulate` on loopback.
+    #[arg(long, value_name = "URI")]
+    target: Option<String>,
+    /// Personas for the simulator the bench starts (default: every call answered at once by a
+    /// callee that sends RTP back until our BYE).
+    #[arg(long, value_name = "FILE")]
+    personas: Option<PathBuf>,
+    /// Prompt played in a loop on every answered call (default: 4 s of a synthetic voice).
+    #[arg(long, value_name = "WAV")]
+    prompt: Option<PathBuf>,
+    /// Run VAD, answering-machine detection and in-band DTMF detection on every call, as
+    /// production calls do (`--analysis false` measures the bare RTP path).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    analysis: bool,
+    /// Local SIP address (UDP). Port 0 picks a free port.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
+    bind: SocketAddr,
+    /// Seed of SIP identifiers and SSRCs (random by default).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print the report as one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug)]
+struct Plan {
+    rate: f64,
+    concurrency: u32,
+    call_len: Duration,
+    duration: Duration,
+    target: Option<Trunk>,
+    personas: Option<PathBuf>,
+    prompt: Arc<media::Prompt>,
+    analysis: bool,
+    bind: SocketAddr,
+    seed: u64,
+    json: bool,
+}
+
+impl Plan {
+    fn from_args(a: &BenchArgs) -> Result<Plan, String> {
+        if !(a.rate.is_finite() && 0.1 <= a.rate && a.rate <= 10_000.0) {
+            return Err(format!(
+                "invalid --rate {}: expected 0.1..=10000 calls/s",
+                a.rate
+            ));
+        }
+        if !(1..=50_000).contains(&a.concurrency) {
+            return Err(format!(
+                "invalid --concurrency {}: expected 1..=50000",
+                a.concurrency
+            ));
+        }
+        let secs = |name: &str, v: f64, min: f64| -> Result<Duration, String> {
+            if v.is_finite() && (min..=86_400.0).contains(&v) {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err(format!(
+                    "invalid {name} {v}: expected {min}..=86400 seconds"
+                ))
+            }
+        };
+        let target = match &a.target {
+            Some(uri) => Some(TrunkConfig::from_uri(uri).validate().map_err(|e| match e {
+                engine::trunk::TrunkError::Invalid { reason, .. } => {
+                    format!("invalid --target: {reason}")
+                }
+                other => other.to_string(),
+            })?),
+            None => None,
+        };
+        if target.is_some() && a.personas.is_some() {
+            return Err(
+                "--personas applies to the simulator the bench starts; not with --target".into(),
+            );
+        }
+        if let Some(p) = &a.personas
+            && !p.is_file()
+        {
+            return Err(format!("invalid --personas {}: no such file", p.display()));
+        }
+        let prompt = match &a.prompt {
+            Some(path) => {
+                media::Prompt::load(path).map_err(|e| format!("invalid --prompt: {e}"))?
+            }
+            None => media::Prompt::from_pcm("synthetic-voice", &synthetic_voice())
+                .map_err(|e| format!("synthetic prompt: {e}"))?,
+        };
+        Ok(Plan {
+            rate: a.rate,
+            concurrency: a.concurrency,
+            call_len: secs("--call-secs", a.call_secs, 0.1)?,
+            duration: secs("--duration", a.duration, 1.0)?,
+            target,
+            personas: a.personas.clone(),
+            prompt: Arc::new(prompt),
+            analysis: a.analysis,
+            bind: a.bind,
+            seed: a.seed.unwrap_or_else(crate::random_seed),
+            json: a.json,
+        })
+    }
+}
+
+/// Four seconds of a voice-like signal: a 140 Hz glottal pulse train through two formants,
+/// in syllables of 250 ms with short gaps. The bench only needs realistic G.711 frames.
+fn synthetic_voice() -> Vec<i16> {
+    let rate = f64::from(media::SAMPLE_RATE);
+    (0..(4 * media::SAMPLE_RATE) as usize)
+        .map(|i| {
+            let t = i as f64 / rate;
+            let syllable = (t * 4.0).fract();
+            let env = if syllable < 0.8 {
+                (syllable / 0.8 * std::f64::consts::PI).sin()
+            } else {
+                0.0
+            };
+            let f0 = 140.0;
+            let s = (2.0 * std::f64::consts::PI * f0 * t).sin() * 0.5
+                + (2.0 * std::f64::consts::PI * 700.0 * t).sin() * 0.3
+                + (2.0 * std::f64::consts::PI * 1200.0 * t).sin() * 0.2;
+            (s * env * 8000.0) as i16
+        })
+        .collect()
+}
+
+pub(crate) fn main(runtime: &tokio::runtime::Runtime, args: BenchArgs) -> ExitCode {
+    let plan = match Plan::from_args(&args) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("dialer bench: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::simulate::raise_nofile();
+    let json = plan.json;
+    match runtime.block_on(run(plan)) {
+        Ok(report) => {
+            if json {
+                println!("{}", report.to_json());
+            } else {
+                print!("{}", report.to_table());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dialer bench: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// CPU and memory of one process, from /proc (Linux).
+#[derive(Debug, Clone, Copy, Default)]
+struct ProcSample {
+    user_s: f64,
+    system_s: f64,
+    rss_kib: u64,
+}
+
+impl ProcSample {
+    fn read(pid: &str) -> Option<ProcSample> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces) start at "state".
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let tck = clock_ticks();
+        let user_s = f.get(11)?.parse::<f64>().ok()? / tck;
+        let system_s = f.get(12)?.parse::<f64>().ok()? / tck;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let rss_kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())?;
+        Some(ProcSample {
+            user_s,
+            system_s,
+            rss_kib,
+        })
+    }
+
+    fn cpu(&self) -> f64 {
+        self.user_s + self.system_s
+    }
+}
+
+fn clock_ticks() -> f64 {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(n)) if n > 0 => n as f64,
+        _ => 100.0,
+    }
+}
+
+/// One side's resource use over the dialling window and at the peak.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    start: ProcSample,
+    end: ProcSample,
+    /// Resident memory before the first call.
+    baseline_rss_kib: u64,
+    /// Resident memory when the most calls were answered at once.
+    peak_rss_kib: u64,
+}
+
+impl Usage {
+    fn cpu_s(&self) -> f64 {
+        (self.end.cpu() - self.start.cpu()).max(0.0)
+    }
+    fn user_s(&self) -> f64 {
+        (self.end.user_s - self.start.user_s).max(0.0)
+    }
+    fn system_s(&self) -> f64 {
+        (self.end.system_s - self.start.system_s).max(0.0)
+    }
+}
+
+/// The simulator the bench started.
+struct Simulator {
+    child: Child,
+    pid: String,
+    addr: SocketAddr,
+    _dir: TempDir,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Simulator(pid {}, {})", self.pid, self.addr)
+    }
+}
+
+/// A directory removed on drop (the bench's personas file).
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const BENCH_PERSONAS: &str = "\
+# Written by `dialer bench`: every call answered at once; the callee sends RTP (silence) back
+# until the caller's BYE.
+[[persona]]
+name = \"bench_answer\"
+weight = 1
+kind = \"answer\"
+ring_secs = 0
+";
+
+fn free_loopback_port() -> std::io::Result<u16> {
+    // A port free for both UDP and TCP (the simulator binds both).
+    for _ in 0..50 {
+        let udp = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let port = udp.local_addr()?.port();
+        if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other("no free loopback port"))
+}
+
+fn start_simulator(plan: &Plan) -> anyhow::Result<Simulator> {
+    let dir = std::env::temp_dir().join(format!("dialer-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = TempDir(dir);
+    let personas = match &plan.personas {
+        Some(p) => p.clone(),
+        None => {
+            let p = dir.0.join("personas.toml");
+            std::fs::write(&p, BENCH_PERSONAS)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+            p
+        }
+    };
+    let port = free_loopback_port().context("cannot find a port for the simulator")?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let exe = std::env::current_exe().context("cannot find the dialer binary")?;
+    // The simulator outlives our last BYE by a margin; we stop it with SIGTERM earlier.
+    let lifetime = plan.duration + plan.call_len + HARD_STOP_GRACE * 2;
+    let child = Command::new(exe)
+        .arg("simulate")
+        .arg("--listen")
+        .arg(addr.to_string())
+        .arg("--personas")
+        .arg(&personas)
+        .arg("--seed")
+        .arg(plan.seed.rotate_left(7).to_string())
+        .arg("--duration")
+        .arg(format!("{:.1}", lifetime.as_secs_f64()))
+        .arg("--measure-send")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start `dialer simulate`")?;
+    let pid = child.id().to_string();
+    let mut sim = Simulator {
+        child,
+        pid,
+        addr,
+        _dir: dir,
+    };
+    // Ready once its TCP listener accepts (UDP and TCP are bound together).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(sim);
+        }
+        if let Ok(Some(status)) = sim.child.try_wait() {
+            anyhow::bail!("`dialer simulate` exited at start ({status})");
+        }
+        if Instant::now() > deadline {
+            let _ = sim.child.kill();
+            let _ = sim.child.wait();
+            anyhow::bail!("`dialer simulate` did not start listening on {addr} within 15 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stop the simulator (SIGTERM: it hangs up, prints its summary and exits) and read its summary.
+fn stop_simulator(mut sim: Simulator) -> Option<serde_json::Value> {
+    use std::io::Read as _;
+    let pid = nix::unistd::Pid::from_raw(sim.pid.parse().ok()?);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let mut out = String::new();
+    if let Some(mut s) = sim.child.stdout.take() {
+        let _ = s.read_to_string(&mut out);
+    }
+    let _ = sim.child.wait();
+    out.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+}
+
+#[derive(Debug)]
+struct BenchCall {
+    media: MediaHandle,
+    placed: Instant,
+    answered: bool,
+}
+
+/// Everything the report prints.
+#[derive(Debug)]
+struct Report {
+    rate: f64,
+    concurrency: u32,
+    call_len: Duration,
+    duration: Duration,
+    analysis: bool,
+    dial_window: Duration,
+    wall: Duration,
+    placed: u64,
+    answered: u64,
+    outcomes: Vec<(String, u64)>,
+    media_timeouts: u64,
+    peak_live: usize,
+    mean_live: f64,
+    live_call_minutes: f64,
+    setup_ms: Histogram<u64>,
+    lateness_us: Option<Histogram<u64>>,
+    gap_error_us: Option<Histogram<u64>>,
+    rtp_sent: u64,
+    rtp_received: u64,
+    rtp_lost: u64,
+    recv_syscalls: u64,
+    ticks: u64,
+    ours: Usage,
+    sim: Option<Usage>,
+    sim_summary: Option<serde_json::Value>,
+}
+
+impl Report {
+    fn achieved_rate(&self) -> f64 {
+        self.placed as f64 / self.dial_window.as_secs_f64().max(1e-9)
+    }
+
+    fn failed(&self) -> u64 {
+        self.outcomes
+            .iter()
+            .filter(|(o, _)| o != "answered")
+            .map(|(_, n)| n)
+            .sum::<u64>()
+            + self.media_timeouts
+    }
+
+    fn per_call_ms(u: &Usage, calls: u64) -> f64 {
+        u.cpu_s() * 1000.0 / calls.max(1) as f64
+    }
+
+    fn per_live_minute_ms(&self, u: &Usage) -> f64 {
+        u.cpu_s() * 1000.0 / self.live_call_minutes.max(1e-9)
+    }
+
+    fn rss_per_call_kib(&self, u: &Usage) -> f64 {
+        u.peak_rss_kib.saturating_sub(u.baseline_rss_kib) as f64 / self.peak_live.max(1) as f64
+    }
+
+    /// What the simulator received of ours, and lost (its receivers' sequence gaps).
+    fn sim_loss(&self) -> Option<(u64, u64)> {
+        let s = self.sim_summary.as_ref()?;
+        let inb = s.pointer("/rtp/packets_in")?.as_u64()?;
+        let lost = s.pointer("/rtp/lost_in")?.as_u64()?;
+        Some((inb, lost))
+    }
+
+    fn usage_json(&self, u: &Usage) -> serde_json::Value {
+        serde_json::json!({
+            "cpu_s": round3(u.cpu_s()),
+            "user_s": round3(u.user_s()),
+            "system_s": round3(u.system_s()),
+            "cpu_core_share": round3(u.cpu_s() / self.wall.as_secs_f64().max(1e-9)),
+            "cpu_ms_per_call": round3(Self::per_call_ms(u, self.answered)),
+            "cpu_ms_per_live_call_minute": round3(self.per_live_minute_ms(u)),
+            "rss_baseline_kib": u.baseline_rss_kib,
+            "rss_peak_kib": u.peak_rss_kib,
+            "rss_kib_per_live_call": round3(self.rss_per_call_kib(u)),
+        })
+    }
+
+    fn to_json(&self) -> String {
+        let hist = |h: &Histogram<u64>, scale: f64| {
+            serde_json::json!({
+                "p50": round3(h.value_at_quantile(0.50) as f64 / scale),
+                "p99": round3(h.value_at_quantile(0.99) as f64 / scale),
+                "max": round3(h.max() as f64 / scale),
+                "count": h.len(),
+            })
+        };
+        serde_json::json!({
+            "params": {
+                "rate": self.rate,
+                "concurrency": self.concurrency,
+                "call_secs": self.call_len.as_secs_f64(),
+                "duration_secs": self.duration.as_secs_f64(),
+                "analysis": self.analysis,
+            },
+            "placed": self.placed,
+            "answered": self.answered,
+            "failed": self.failed(),
+            "outcomes": self.outcomes.iter().map(|(o, n)| (o.clone(), serde_json::Value::from(*n)))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
+            "media_timeouts": self.media_timeouts,
+            "setups_per_s": round3(self.achieved_rate()),
+            "calls_per_hour": (self.achieved_rate() * 3600.0).round(),
+            "live": { "peak": self.peak_live, "mean": round3(self.mean_live) },
+            "setup_ms": hist(&self.setup_ms, 1.0),
+            "send_lateness_ms": self.lateness_us.as_ref().map(|h| hist(h, 1000.0)),
+            "send_gap_error_ms": self.gap_error_us.as_ref().map(|h| hist(h, 1000.0)),
+            "rtp": {
+                "sent": self.rtp_sent,
+                "received": self.rtp_received,
+                "lost_inbound": self.rtp_lost,
+                "lost_outbound": self.sim_loss().map(|(_, l)| l),
+                "packets_per_recv_syscall": round3(self.rtp_received as f64 / self.recv_syscalls.max(1) as f64),
+            },
+            "media_ticks": self.ticks,
+            "dialer": self.usage_json(&self.ours),
+            "simulator": self.sim.as_ref().map(|u| self.usage_json(u)),
+            "simulator_summary": self.sim_summary,
+            "wall_s": round3(self.wall.as_secs_f64()),
+        })
+        .to_string()
+    }
+
+    fn to_table(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        let _ = writeln!(
+            s,
+            "dialer bench: {:.0} s dialling at {} calls/s, ≤ {} calls at once, {:.0} s calls, analysis {}",
+            self.duration.as_secs_f64(),
+            self.rate,
+            self.concurrency,
+            self.call_len.as_secs_f64(),
+            if self.analysis { "on" } else { "off" }
+        );
+        let _ = writeln!(
+            s,
+            "  calls           placed {}, answered {}, failed {} {:?}",
+            self.placed,
+            self.answered,
+            self.failed(),
+            self.outcomes
+        );
+        let _ = writeln!(
+            s,
+            "  setups          {:.1}/s achieved ({:.0} calls/hour); setup latency p50 {} ms, p99 {} ms, max {} ms",
+            self.achieved_rate(),
+            self.achieved_rate() * 3600.0,
+            self.setup_ms.value_at_quantile(0.5),
+            self.setup_ms.value_at_quantile(0.99),
+            self.setup_ms.max()
+        );
+        let _ = writeln!(
+            s,
+            "  live calls      peak {}, mean {:.0} over {:.0} s",
+            self.peak_live,
+            self.mean_live,
+            self.wall.as_secs_f64()
+        );
+        if let (Some(l), Some(g)) = (&self.lateness_us, &self.gap_error_us) {
+            let _ = writeln!(
+                s,
+                "  prompt send     lateness after the tick p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; |gap − 20 ms| p50 {:.2} ms, p99 {:.2} ms ({} packets)",
+                ms(l, 0.5),
+                ms(l, 0.99),
+                l.max() as f64 / 1000.0,
+                ms(g, 0.5),
+                ms(g, 0.99),
+                l.len()
+            );
+        }
+        let out_loss = self
+            .sim_loss()
+            .map(|(inb, l)| format!("; simulator received {inb} (lost {l})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  RTP             sent {}, received {}, lost {}{}; {:.2} packets per receive syscall",
+            self.rtp_sent,
+            self.rtp_received,
+            self.rtp_lost,
+            out_loss,
+            self.rtp_received as f64 / self.recv_syscalls.max(1) as f64
+        );
+        let mut side = |name: &str, u: &Usage| {
+            let _ = writeln!(
+                s,
+                "  {name:<15} CPU {:.2} s (user {:.2}, sys {:.2}) = {:.0}% of a core; {:.2} ms per call, {:.2} ms per live-call-minute; RSS {:.1} → {:.1} MiB, {:.1} KiB per live call",
+                u.cpu_s(),
+                u.user_s(),
+                u.system_s(),
+                100.0 * u.cpu_s() / self.wall.as_secs_f64().max(1e-9),
+                Self::per_call_ms(u, self.answered),
+                self.per_live_minute_ms(u),
+                u.baseline_rss_kib as f64 / 1024.0,
+                u.peak_rss_kib as f64 / 1024.0,
+                self.rss_per_call_kib(u)
+            );
+        };
+        side("dialer", &self.ours);
+        if let Some(u) = &self.sim {
+            side("simulator", u);
+        }
+        s
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn codec_of(c: sdp::Codec) -> media::Codec {
+    match c {
+        sdp::Codec::Pcmu => media::Codec::Pcmu,
+        sdp::Codec::Pcma => media::Codec::Pcma,
+    }
+}
+
+async fn run(plan: Plan) -> anyhow::Result<Report> {
+    let sim = match &plan.target {
+        Some(_) => None,
+        None => Some(start_simulator(&plan)?),
+    };
+    let trunk = match (&plan.target, &sim) {
+        (Some(t), _) => t.clone(),
+        (None, Some(s)) => TrunkConfig::from_uri(&format!("sip:{}", s.addr))
+            .validate()
+            .map_err(|e| anyhow::anyhow!("simulator trunk: {e}"))?,
+        (None, None) => unreachable!("a target or a simulator"),
+    };
+    let result = drive(&plan, &trunk, sim.as_ref().map(|s| s.pid.clone())).await;
+    let sim_summary = sim.and_then(stop_simulator);
+    let mut report = result?;
+    report.sim_summary = sim_summary;
+    Ok(report)
+}
+
+async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::Result<Report> {
+    let mut driver = SipDriver::bind(DriverConfig {
+        transport: TransportConfig {
+            bind: plan.bind,
+            channel_capacity: 16_384,
+            ..TransportConfig::default()
+        },
+        endpoint: EndpointConfig {
+            seed: plan.seed,
+            ..EndpointConfig::default()
+        },
+    })
+    .await
+    .with_context(|| format!("cannot bind SIP sockets on {}", plan.bind))?;
+    let local = driver
+        .local_addr_towards(&trunk.dest())
+        .await
+        .context("cannot find our address towards the target")?;
+    let mut media_cfg = MediaConfig::new(local.ip());
+    media_cfg.measure_send = true;
+    let mut engine = MediaEngine::new(media_cfg);
+
+    let self_pid = std::process::id().to_string();
+    let sample = |pid: &Option<String>| pid.as_deref().and_then(ProcSample::read);
+    let mut ours = Usage::default();
+    let mut theirs = sim_pid.as_ref().map(|_| Usage::default());
+    let now0 = ProcSample::read(&self_pid).unwrap_or_default();
+    ours.start = now0;
+    ours.baseline_rss_kib = now0.rss_kib;
+    ours.peak_rss_kib = now0.rss_kib;
+    if let (Some(u), Some(s)) = (theirs.as_mut(), sample(&sim_pid)) {
+        u.start = s;
+        u.baseline_rss_kib = s.rss_kib;
+        u.peak_rss_kib = s.rss_kib;
+    }
+
+    let started = Instant::now();
+    let dial_until = started + plan.duration;
+    let hard_stop = dial_until + plan.call_len + HARD_STOP_GRACE;
+    let mut calls: HashMap<CallHandle, BenchCall> = HashMap::new();
+    let mut by_media: HashMap<MediaHandle, CallHandle> = HashMap::new();
+    let mut placed: u64 = 0;
+    let mut answered: u64 = 0;
+    let mut live_answered: usize = 0;
+    let mut peak_live: usize = 0;
+    let mut outcomes: HashMap<String, u64> = HashMap::new();
+    let mut media_timeouts: u64 = 0;
+    let mut setup_ms = Histogram::<u64>::new_with_bounds(1, 3_600_000, 3).expect("bounds");
+    let (mut rtp_sent, mut rtp_received, mut rtp_lost) = (0u64, 0u64, 0u64);
+    let mut live_integral = 0.0f64; // answered calls × seconds
+    let mut last_tick = started;
+    let mut dial_window_end: Option<Instant> = None;
+    let mut hung_up_all = false;
+    let progress = std::io::stderr().is_terminal();
+    let timers = TimerConfig::default();
+
+    let mut clock = tokio::time::interval(Duration::from_millis(u64::from(media::FRAME_MS)));
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut second = tokio::time::interval(Duration::from_secs(1));
+    second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut interrupted = false;
+    let number_base: u64 = 380_440_000_000;
+
+    loop {
+        tokio::select! {
+            ev = driver.next_event() => {
+                let now = Instant::now();
+                let (h, ev) = match ev {
+                    Some(DriverEvent::Call(h, ev)) => (h, ev),
+                    Some(DriverEvent::Agent(..)) => continue,
+                    None => anyhow::bail!("the SIP transport stopped"),
+                };
+                match ev {
+                    CallEvent::Answered { media: neg, .. } => {
+                        let Some(c) = calls.get_mut(&h) else { continue };
+                        c.answered = true;
+                        answered += 1;
+                        live_answered += 1;
+                        let _ = setup_ms.record((now - c.placed).as_millis().max(1) as u64);
+                        driver.hangup_at(h, now + plan.call_len);
+                        if let Some(neg) = neg {
+                            start_media(plan, &mut engine, c.media, now, &neg, placed);
+                        }
+                    }
+                    CallEvent::Ended(report) => {
+                        let Some(c) = calls.remove(&h) else { continue };
+                        by_media.remove(&c.media);
+                        if c.answered {
+                            live_answered -= 1;
+                        }
+                        *outcomes.entry(report.outcome.as_str().to_owned()).or_default() += 1;
+                        if let Some(st) = engine.release(c.media) {
+                            rtp_sent += st.sent;
+                            rtp_received += st.received;
+                            rtp_lost += st.lost;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            tick = clock.tick() => {
+                let now = Instant::now();
+                engine.tick_scheduled(tick.into_std(), now);
+                while let Some((mh, ev)) = engine.poll_event() {
+                    match ev {
+                        // The prompt plays in a loop for the whole call.
+                        MediaEvent::PromptFinished => {
+                            if let Some(m) = engine.media_mut(mh) {
+                                m.play(Arc::clone(&plan.prompt));
+                            }
+                        }
+                        MediaEvent::RtpTimeout => {
+                            media_timeouts += 1;
+                            if let Some(&h) = by_media.get(&mh) {
+                                let _ = driver.hangup(h).await;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                live_integral += live_answered as f64 * (now - last_tick).as_secs_f64();
+                last_tick = now;
+                // Place the calls due by now (the rate), while channels are free.
+                if now < dial_until && !interrupted {
+                    let due = ((now - started).as_secs_f64() * plan.rate) as u64 + 1;
+                    while placed < due && calls.len() < plan.concurrency as usize {
+                        let (mh, rtp) = engine.allocate().context("cannot bind an RTP port")?;
+                        let req = CallRequest {
+                            number: format!("+{}", number_base + placed),
+                            from: None,
+                            ring_timeout: Duration::from_secs(60),
+                            media: Some(sdp::LocalMedia::new(rtp.ip(), rtp.port(), plan.seed ^ placed)),
+                            session_expires: None,
+                        };
+                        let cfg = trunk.call_config(&req, local, timers);
+                        let h = driver.place_call(cfg).await;
+                        calls.insert(h, BenchCall { media: mh, placed: Instant::now(), answered: false });
+                        by_media.insert(mh, h);
+                        placed += 1;
+                    }
+                } else if dial_window_end.is_none() {
+                    dial_window_end = Some(now);
+                }
+                if dial_window_end.is_some() && calls.is_empty() {
+                    break;
+                }
+                if now >= hard_stop && !hung_up_all {
+                    hung_up_all = true;
+                    tracing::warn!(live = calls.len(), "bench: hard stop, hanging up");
+                    let hs: Vec<CallHandle> = calls.keys().copied().collect();
+                    for h in hs {
+                        let _ = driver.hangup(h).await;
+                    }
+                }
+                if now >= hard_stop + Duration::from_secs(10) {
+                    break;
+                }
+            }
+            _ = second.tick() => {
+                if live_answered >= peak_live {
+                    peak_live = live_answered;
+                    if let Some(s) = ProcSample::read(&self_pid) {
+                        ours.peak_rss_kib = ours.peak_rss_kib.max(s.rss_kib);
+                    }
+                    if let (Some(u), Some(s)) = (theirs.as_mut(), sample(&sim_pid)) {
+                        u.peak_rss_kib = u.peak_rss_kib.max(s.rss_kib);
+                    }
+                }
+                if progress {
+                    let el = started.elapsed().as_secs_f64();
+                    eprint!(
+                        "\r  {el:>5.0} s  placed {placed:>7}  answered {answered:>7}  live {live_answered:>5}  ({:>6.1} calls/s)   ",
+                        placed as f64 / el.max(1e-9)
+                    );
+                    let _ = std::io::stderr().flush();
+                }
+            }
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                tracing::warn!("bench: interrupted, no new calls");
+            }
+        }
+    }
+    if progress {
+        eprintln!();
+    }
+    let wall = started.elapsed();
+    ours.end = ProcSample::read(&self_pid).unwrap_or(ours.start);
+    if let (Some(u), Some(s)) = (theirs.as_mut(), sample(&sim_pid)) {
+        u.end = s;
+    }
+    driver.linger(Duration::from_millis(500)).await;
+    let timing = engine.send_timing().cloned();
+    let stats = engine.stats();
+    engine.shutdown();
+    let mut outcomes: Vec<(String, u64)> = outcomes.into_iter().collect();
+    outcomes.sort();
+    Ok(Report {
+        rate: plan.rate,
+        concurrency: plan.concurrency,
+        call_len: plan.call_len,
+        duration: plan.duration,
+        analysis: plan.analysis,
+        dial_window: dial_window_end.unwrap_or_else(Instant::now) - started,
+        wall,
+        placed,
+        answered,
+        outcomes,
+        media_timeouts,
+        peak_live,
+        mean_live: live_integral / wall.as_secs_f64().max(1e-9),
+        live_call_minutes: live_integral / 60.0,
+        setup_ms,
+        lateness_us: timing.as_ref().map(|t| t.lateness_us.clone()),
+        gap_error_us: timing.map(|t| t.gap_error_us),
+        rtp_sent,
+        rtp_received,
+        rtp_lost,
+        recv_syscalls: stats.recv_syscalls,
+        ticks: stats.ticks,
+        ours,
+        sim: theirs,
+        sim_summary: None,
+    })
+}
+
+fn start_media(
+    plan: &Plan,
+    engine: &mut MediaEngine,
+    h: MediaHandle,
+    now: Instant,
+    neg: &Negotiated,
+    salt: u64,
+) {
+    let mut p = MediaParams::new(
+        codec_of(neg.codec),
+        neg.telephone_event_pt,
+        neg.remote_rtp,
+        plan.seed.rotate_left(17) ^ salt,
+    );
+    p.direction = Direction {
+        send: neg.direction.sends(),
+        receive: neg.direction.receives(),
+    };
+    if plan.analysis {
+        p.amd = Some(AmdConfig::default());
+    } else {
+        p.vad = None;
+        p.inband_dtmf = false;
+    }
+    // The bench hangs up itself; a silent far end is counted, not waited for.
+    p.rtp_timeout = Duration::from_secs(10);
+    engine.start(h, now, p, None);
+    if let Some(m) = engine.media_mut(h) {
+        m.play(Arc::clone(&plan.prompt));
+    }
+}
