@@ -29,6 +29,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+log "speech recogniser for the scripted-call tests (venv + Whisper base model, pinned hashes)"
+scripts/setup-asr.sh
+
 log "rustfmt"
 cargo fmt --all --check
 

@@ -1,6 +1,19 @@
-//! Helpers shared by the integration test binaries.
+//! Helpers shared by the integration test binaries: the dialer binary, free loopback ports,
+//! scratch directories, child processes killed by PID on drop, and a one-persona `dialer
+//! simulate`.
+// Each test binary includes this module and uses a different part of it.
+#![allow(dead_code)]
 
+use std::collections::HashSet;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 /// `$DIALER_BIN`, else `<target>/<profile>/dialer`: this test runs from
 /// `<target>/<profile>/deps/<test>-<hash>`.
@@ -29,4 +42,216 @@ pub fn dialer_bin() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// How long one `dialer call` may run.
+pub const CALL_BOUND: Duration = Duration::from_secs(15);
+/// How long the simulator may take to exit after its last call.
+pub const EXIT_BOUND: Duration = Duration::from_secs(5);
+/// How long the simulator may take to bind its port.
+pub const READY_BOUND: Duration = Duration::from_secs(5);
+
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// A loopback port free for both UDP and TCP, never returned twice.
+pub fn free_port() -> u16 {
+    for _ in 0..200 {
+        let udp = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind UDP");
+        let port = udp.local_addr().expect("local_addr").port();
+        let Ok(tcp) = TcpListener::bind((Ipv4Addr::LOCALHOST, port)) else {
+            continue;
+        };
+        let mut seen = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get_or_insert_with(HashSet::new).insert(port) {
+            drop((udp, tcp));
+            return port;
+        }
+    }
+    panic!("no free loopback port");
+}
+
+/// A scratch directory, removed unless the test fails.
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    pub fn new(name: &str) -> RunDir {
+        let dir = std::env::temp_dir().join(format!(
+            "dialer-simulate-{name}-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        fs::create_dir_all(&dir).expect("create run dir");
+        RunDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A child killed (by PID) when dropped; stdout and stderr go to files.
+pub struct Proc {
+    pub child: Child,
+    pub status: Option<ExitStatus>,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(dir: &RunDir, name: &str, args: &[&str]) -> Proc {
+        let stdout = dir.path(&format!("{name}.out"));
+        let stderr = dir.path(&format!("{name}.err"));
+        let child = Command::new(dialer_bin())
+            .args(args)
+            .env(
+                "DIALER_LOG",
+                std::env::var("DIALER_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).expect("stdout file"))
+            .stderr(fs::File::create(&stderr).expect("stderr file"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start dialer {args:?}: {e}"));
+        Proc {
+            child,
+            status: None,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn wait_for(&mut self, bound: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + bound;
+        while self.status.is_none() {
+            self.status = self.child.try_wait().ok().flatten();
+            if self.status.is_some() || Instant::now() >= deadline {
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        self.status
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_none() && self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A running simulator with one persona.
+pub struct Sim {
+    pub dir: RunDir,
+    pub port: u16,
+    pub proc: Proc,
+}
+
+impl Sim {
+    /// `persona` is the body of one `[[persona]]` table (name "p", weight 1 are added).
+    pub fn start(test: &str, persona: &str, extra: &[&str]) -> Sim {
+        let dir = RunDir::new(test);
+        let personas = dir.path("personas.toml");
+        fs::write(
+            &personas,
+            format!("[[persona]]\nname = \"p\"\nweight = 1\n{persona}\n"),
+        )
+        .expect("write personas");
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "simulate",
+            "--listen",
+            &listen,
+            "--personas",
+            personas.to_str().expect("utf-8 path"),
+            "--seed",
+            "7",
+        ];
+        args.extend_from_slice(extra);
+        let mut proc = Proc::spawn(&dir, "simulate", &args);
+        // Ready once the TCP listener (bound together with UDP) accepts.
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let deadline = Instant::now() + READY_BOUND;
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Some(st) = proc.wait_for(Duration::ZERO) {
+                panic!("dialer simulate exited early ({st}):\n{}", proc.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "dialer simulate did not bind {addr} within {READY_BOUND:?}:\n{}",
+                proc.stderr()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+        Sim { dir, port, proc }
+    }
+
+    /// Run `dialer call` against the simulator; its JSON.
+    pub fn call(&self, transport: &str, extra: &[&str]) -> Value {
+        self.call_within(transport, extra, CALL_BOUND)
+    }
+
+    /// [`Sim::call`] with its own bound.
+    pub fn call_within(&self, transport: &str, extra: &[&str], bound: Duration) -> Value {
+        let trunk = match transport {
+            "tcp" => format!("sip:127.0.0.1:{};transport=tcp", self.port),
+            _ => format!("sip:127.0.0.1:{}", self.port),
+        };
+        let mut args = vec!["call", "--trunk", &trunk, "--to", "+380441234567"];
+        args.extend_from_slice(extra);
+        let mut call = Proc::spawn(&self.dir, "call", &args);
+        let status = call.wait_for(bound);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "dialer call ended with {status:?} within {bound:?}\n--- call stderr:\n{}\n--- simulate stderr:\n{}",
+            call.stderr(),
+            self.proc.stderr()
+        );
+        let out = call.stdout();
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| {
+            panic!(
+                "dialer call printed no JSON ({e}): {out:?}\n--- call stderr:\n{}",
+                call.stderr()
+            )
+        })
+    }
+
+    /// Wait for the simulator to exit (after --max-calls); its summary.
+    pub fn summary(mut self) -> Value {
+        let status = self.proc.wait_for(EXIT_BOUND);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "dialer simulate ended with {status:?}:\n{}",
+            self.proc.stderr()
+        );
+        let out = self.proc.stdout();
+        let line = out.lines().last().unwrap_or_default();
+        serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("no summary JSON ({e}): {out:?}\n{}", self.proc.stderr()))
+    }
 }

@@ -18,6 +18,7 @@ use sip::sdp::{self, Negotiated};
 use sip::{CallEvent, CallReport, EndpointConfig, Outcome, TimerConfig};
 
 use crate::CallPlan;
+use crate::dialogue::{AsrDone, Conversation};
 
 /// Everything `dialer call` reports.
 #[derive(Debug)]
@@ -28,6 +29,10 @@ pub(crate) struct CallResult {
     pub rtp: Option<MediaStats>,
     pub media_timeout: bool,
     pub recording: Option<PathBuf>,
+    /// The script's result (scripted calls).
+    pub dialogue: Option<script::DialogueResult>,
+    pub asr_latencies: Vec<Duration>,
+    pub transferred_to: Option<String>,
 }
 
 impl CallResult {
@@ -39,7 +44,7 @@ impl CallResult {
         } else {
             (r.outcome.as_str(), r.reason.clone())
         };
-        serde_json::json!({
+        let mut out = serde_json::json!({
             "outcome": outcome,
             "sip_status": r.sip_status,
             "reason": reason,
@@ -61,8 +66,43 @@ impl CallResult {
                 "jitter_ms": (s.jitter_ms * 10.0).round() / 10.0,
             })),
             "recording": self.recording.as_ref().map(|p| p.display().to_string()),
-        })
-        .to_string()
+        });
+        if let (Some(d), Some(obj)) = (&self.dialogue, out.as_object_mut()) {
+            // Scripted calls: the answer. The digits are the ones the script took as answers.
+            obj.insert("category".into(), d.category.clone().into());
+            obj.insert("transcript".into(), d.transcript.clone().into());
+            obj.insert("follow_up".into(), d.follow_up.clone().into());
+            obj.insert(
+                "confidence".into(),
+                d.confidence
+                    .map(|c| (f64::from(c) * 1000.0).round() / 1000.0)
+                    .into(),
+            );
+            obj.insert("script_version".into(), d.script_version.clone().into());
+            obj.insert("language".into(), d.language.map(|l| l.code()).into());
+            obj.insert("consent".into(), d.consent.into());
+            obj.insert("asr_unavailable".into(), d.asr_unavailable.into());
+            obj.insert(
+                "answered_by".into(),
+                d.answered_by
+                    .map(|a| format!("{a:?}").to_lowercase())
+                    .into(),
+            );
+            obj.insert(
+                "script_end".into(),
+                format!("{:?}", d.end).to_lowercase().into(),
+            );
+            obj.insert("transfer".into(), self.transferred_to.clone().into());
+            obj.insert(
+                "asr_latency_ms".into(),
+                self.asr_latencies
+                    .iter()
+                    .map(|l| l.as_millis() as u64)
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
+        }
+        out.to_string()
     }
 }
 
@@ -97,6 +137,7 @@ struct Flow {
     dtmf_deadline: Option<Instant>,
     media_timeout: bool,
     hangup_requested: bool,
+    conversation: Option<Conversation>,
 }
 
 pub(crate) async fn run(plan: CallPlan) -> anyhow::Result<CallResult> {
@@ -139,7 +180,10 @@ pub(crate) async fn run(plan: CallPlan) -> anyhow::Result<CallResult> {
         dtmf_deadline: None,
         media_timeout: false,
         hangup_requested: false,
+        conversation: None,
     };
+    let (asr_tx, mut asr_rx) = tokio::sync::mpsc::unbounded_channel::<AsrDone>();
+    let mut transfer_requested = false;
     // One clock for the call's media; absolute 20 ms deadlines, so no drift.
     let mut clock = tokio::time::interval(Duration::from_millis(u64::from(media::FRAME_MS)));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -151,6 +195,10 @@ pub(crate) async fn run(plan: CallPlan) -> anyhow::Result<CallResult> {
                 let now = Instant::now();
                 media_engine.tick(now);
                 while let Some((_, ev)) = media_engine.poll_event() {
+                    if let Some(c) = flow.conversation.as_mut() {
+                        let a = c.on_media_event(now, &ev, media_engine.media_mut(flow.handle));
+                        act(&mut driver, call, &mut flow, &mut transfer_requested, a).await;
+                    }
                     on_media_event(&plan, &mut flow, &mut media_engine, now, ev);
                 }
                 let due = flow.dtmf_deadline.is_some_and(|d| now >= d);
@@ -163,6 +211,22 @@ pub(crate) async fn run(plan: CallPlan) -> anyhow::Result<CallResult> {
             _ = tokio::signal::ctrl_c(), if !interrupted => {
                 interrupted = true;
                 let _ = driver.hangup(call).await;
+                continue;
+            }
+            Some(done) = asr_rx.recv() => {
+                let now = Instant::now();
+                if let Some(c) = flow.conversation.as_mut() {
+                    let a = c.on_asr(now, done, media_engine.media_mut(flow.handle));
+                    act(&mut driver, call, &mut flow, &mut transfer_requested, a).await;
+                }
+                continue;
+            }
+            _ = sleep_until(flow.conversation.as_ref().and_then(Conversation::poll_timeout)) => {
+                let now = Instant::now();
+                if let Some(c) = flow.conversation.as_mut() {
+                    let a = c.handle_timeout(now, media_engine.media_mut(flow.handle));
+                    act(&mut driver, call, &mut flow, &mut transfer_requested, a).await;
+                }
                 continue;
             }
         };
@@ -183,6 +247,18 @@ pub(crate) async fn run(plan: CallPlan) -> anyhow::Result<CallResult> {
                 match media {
                     Some(neg) => start_media(&plan, &mut flow, &mut media_engine, now, &neg),
                     None => tracing::warn!("the answer carries no usable SDP: no media"),
+                }
+                if let Some(sp) = &plan.script {
+                    let tag = format!("{:x}", plan.seed & 0xFFFF_FFFF);
+                    let (c, a) = Conversation::start(
+                        std::sync::Arc::clone(sp),
+                        now,
+                        asr_tx.clone(),
+                        tag,
+                        media_engine.media_mut(flow.handle),
+                    );
+                    flow.conversation = Some(c);
+                    act(&mut driver, call, &mut flow, &mut transfer_requested, a).await;
                 }
                 if plan.prompt.is_none()
                     && let Some(t) = plan.dtmf_timeout
@@ -208,12 +284,25 @@ pub(crate) async fn run(plan: CallPlan) -> anyhow::Result<CallResult> {
                 }
             }
             CallEvent::Progress { status, .. } => tracing::debug!(status, "progress"),
+            CallEvent::ReferProgress { status, done } => {
+                tracing::info!(status, done, "transfer progress");
+                // The transfer went through (or failed for good): our leg is done.
+                if done && !flow.hangup_requested {
+                    flow.hangup_requested = true;
+                    let _ = driver.hangup(call).await;
+                }
+            }
             CallEvent::Ended(report) => {
                 tracing::info!(outcome = %report.outcome, status = ?report.sip_status, "call ended");
                 // Digits still queued in the media layer belong to this call.
                 media_engine.tick(Instant::now());
                 while let Some((_, ev)) = media_engine.poll_event() {
                     on_media_event(&plan, &mut flow, &mut media_engine, now, ev);
+                }
+                if let Some(c) = flow.conversation.as_mut()
+                    && !c.is_finished()
+                {
+                    c.on_hangup(now);
                 }
                 let rtp = media_engine.release(flow.handle);
                 media_engine.shutdown();
@@ -227,6 +316,16 @@ pub(crate) async fn run(plan: CallPlan) -> anyhow::Result<CallResult> {
                     rtp: rtp.filter(|_| flow.started_media),
                     media_timeout: flow.media_timeout,
                     recording: plan.record.clone().filter(|_| flow.started_media),
+                    dialogue: flow.conversation.as_ref().and_then(|c| c.result().cloned()),
+                    asr_latencies: flow
+                        .conversation
+                        .as_ref()
+                        .map(|c| c.asr_latencies.clone())
+                        .unwrap_or_default(),
+                    transferred_to: flow
+                        .conversation
+                        .as_ref()
+                        .and_then(|c| c.transferred_to.clone()),
                 });
             }
             other => tracing::debug!(event = ?other, "call event"),
@@ -249,12 +348,16 @@ fn start_media(
     );
     params.direction = direction_of(neg.direction);
     params.amd = Some(AmdConfig::default());
+    if plan.script.is_some() {
+        // Utterances end after 700 ms of quiet (barge-in still reacts within 60 ms).
+        params.vad = Some(media::vad::VadConfig::endpointing());
+    }
     params.rtp_timeout = plan.rtp_timeout;
     params.record = plan.record.is_some();
     engine.start(flow.handle, now, params, plan.record.clone());
     flow.started_media = true;
     if let Some(m) = engine.media_mut(flow.handle) {
-        if let Some(p) = &plan.prompt {
+        if let Some(p) = plan.prompt.as_ref().filter(|_| plan.script.is_none()) {
             m.play(p.clone());
         }
         if let Some(d) = &plan.send_dtmf {
@@ -294,5 +397,37 @@ fn on_media_event(
             flow.media_timeout = true;
         }
         other => tracing::debug!(event = ?other, "media event"),
+    }
+}
+
+/// Carry out what the script asked of the call.
+async fn act(
+    driver: &mut SipDriver,
+    call: sip::CallHandle,
+    flow: &mut Flow,
+    transfer_requested: &mut bool,
+    a: crate::dialogue::Actions,
+) {
+    if let Some(target) = a.transfer
+        && !*transfer_requested
+    {
+        *transfer_requested = true;
+        if let Err(e) = driver.refer(call, &target).await {
+            tracing::warn!(error = %e, "transfer refused: hanging up");
+            flow.hangup_requested = true;
+            let _ = driver.hangup(call).await;
+        }
+        return;
+    }
+    if a.hangup && !flow.hangup_requested {
+        flow.hangup_requested = true;
+        let _ = driver.hangup(call).await;
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
     }
 }

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 mod bench;
 mod call;
+mod dialogue;
 mod probe;
 mod simulate;
 use clap::{Parser, Subcommand};
@@ -32,7 +33,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Place one call through a SIP trunk and print the result as one JSON object.
-    Call(CallArgs),
+    Call(Box<CallArgs>),
     /// Check a trunk: OPTIONS ping, and with --register a REGISTER (then un-REGISTER);
     /// prints one JSON object. Exit 0 when the trunk answered (and registered, if asked).
     Probe(ProbeArgs),
@@ -116,6 +117,25 @@ struct CallArgs {
     /// Send these digits (RFC 4733) once answered, e.g. to walk a far-end IVR.
     #[arg(long, value_name = "DIGITS")]
     send_dtmf: Option<String>,
+    /// Run this dialogue script (TOML, see config/scripts/README.md) once answered; the result
+    /// gains `category`, `transcript`, `confidence` and `script_version`.
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
+    /// Language of the script's prompts and of recognition: ru, uk or en (default: the
+    /// script's default language).
+    #[arg(long, value_name = "LANG")]
+    lang: Option<String>,
+    /// Speech-recognition service (asr.v1.Recognizer), e.g. http://127.0.0.1:50061. Without
+    /// it a script takes keys only.
+    #[arg(long, value_name = "URL", env = "DIALER_ASR")]
+    asr: Option<String>,
+    /// Most seconds from the end of an utterance to its transcript before the call goes on
+    /// with keys only.
+    #[arg(long, value_name = "SECS", default_value_t = 8.0)]
+    asr_timeout: f64,
+    /// Where the script's transfer to "manager" goes (a SIP URI).
+    #[arg(long, value_name = "URI")]
+    manager_uri: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -147,6 +167,8 @@ fn main() -> ExitCode {
         Command::Simulate(args) => return simulate::main(&runtime, args),
         Command::Bench(args) => return bench::main(&runtime, args),
     };
+    // The ASR client's connection is created (lazily) inside the runtime.
+    let _runtime_guard = runtime.enter();
     let plan = match CallPlan::from_args(&args) {
         Ok(p) => p,
         Err(msg) => {
@@ -196,6 +218,7 @@ pub(crate) struct CallPlan {
     dtmf_timeout: Option<Duration>,
     rtp_timeout: Duration,
     send_dtmf: Option<String>,
+    script: Option<std::sync::Arc<dialogue::ScriptPlan>>,
 }
 
 impl CallPlan {
@@ -260,9 +283,48 @@ impl CallPlan {
                 "invalid --send-dtmf {d:?}: expected up to 32 of 0-9 * # A-D"
             ));
         }
+        let script = match &a.script {
+            Some(path) => {
+                let lang =
+                    match &a.lang {
+                        Some(l) => Some(script::Lang::parse(l).ok_or_else(|| {
+                            format!("invalid --lang {l:?}: expected ru, uk or en")
+                        })?),
+                        None => None,
+                    };
+                let asr = match &a.asr {
+                    Some(url) => {
+                        let mut cfg = engine::asr::AsrConfig::new(url.clone());
+                        cfg.timeout = secs("--asr-timeout", a.asr_timeout)?;
+                        Some(
+                            engine::asr::AsrClient::new(cfg)
+                                .map_err(|e| format!("invalid --asr: {e}"))?,
+                        )
+                    }
+                    None => None,
+                };
+                if let Some(m) = &a.manager_uri
+                    && sip::Uri::parse(m).is_err()
+                {
+                    return Err(format!("invalid --manager-uri {m:?}: expected a SIP URI"));
+                }
+                Some(std::sync::Arc::new(dialogue::ScriptPlan::load(
+                    path,
+                    lang,
+                    asr,
+                    a.manager_uri.clone(),
+                )?))
+            }
+            None => {
+                if a.lang.is_some() || a.manager_uri.is_some() {
+                    return Err("--lang and --manager-uri need --script".into());
+                }
+                None
+            }
+        };
         let dtmf_timeout = match a.dtmf_timeout {
             Some(v) => Some(secs("--dtmf-timeout", v)?),
-            None if prompt.is_some() => Some(Duration::from_secs(5)),
+            None if prompt.is_some() && script.is_none() => Some(Duration::from_secs(5)),
             None => None,
         };
         let rtp_timeout = secs("--rtp-timeout", a.rtp_timeout)?;
@@ -275,6 +337,7 @@ impl CallPlan {
             dtmf_timeout,
             rtp_timeout,
             send_dtmf: a.send_dtmf.clone(),
+            script,
             trunk,
             number: a.to.clone(),
             from: a.from.clone(),

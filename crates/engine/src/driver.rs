@@ -88,6 +88,13 @@ impl SipDriver {
         r
     }
 
+    /// Transfer an answered call (REFER); progress comes as `CallEvent::ReferProgress`.
+    pub async fn refer(&mut self, h: CallHandle, target: &str) -> Result<(), CallError> {
+        let r = self.endpoint.refer(Instant::now(), h, target);
+        self.flush().await;
+        r
+    }
+
     /// BYE automatically at `at` once answered.
     pub fn hangup_at(&mut self, h: CallHandle, at: Instant) {
         self.endpoint.hangup_at(h, at);

@@ -18,6 +18,7 @@
 //! }
 //! ```
 
+pub mod asr;
 pub mod driver;
 pub mod media;
 pub mod transport;

@@ -137,6 +137,25 @@ pub enum MediaEvent {
     Latched {
         remote: SocketAddr,
     },
+    /// With [`CallMedia::start_capture`]: one utterance of the callee, from a little before the
+    /// VAD's speech start to its speech end (8 kHz mono PCM), for speech recognition.
+    /// `truncated` when it reached the capture's length limit before the speech ended.
+    Utterance {
+        pcm: Vec<i16>,
+        truncated: bool,
+    },
+}
+
+/// Frames kept before a speech start, so the utterance includes its onset (the VAD reports a
+/// start a few frames after it began): 200 ms.
+const PREROLL_FRAMES: usize = 10;
+
+/// Capture of the callee's utterances (see [`CallMedia::start_capture`]).
+#[derive(Debug)]
+struct Capture {
+    preroll: VecDeque<[i16; FRAME_SAMPLES]>,
+    utterance: Option<Vec<i16>>,
+    max_samples: usize,
 }
 
 /// Counters for reports.
@@ -186,6 +205,7 @@ pub struct CallMedia {
     /// This tick's callee frame, waiting for the bot frame to be recorded beside it.
     pcm_pending: Option<[i16; FRAME_SAMPLES]>,
     silence: [u8; FRAME_SAMPLES],
+    capture: Option<Box<Capture>>,
 }
 
 impl CallMedia {
@@ -230,7 +250,37 @@ impl CallMedia {
             pcm: [0; FRAME_SAMPLES],
             pcm_pending: None,
             silence: [p.codec.silence(); FRAME_SAMPLES],
+            capture: None,
         }
+    }
+
+    /// Start capturing the callee's utterances (needs the VAD, see [`MediaParams::vad`]): each
+    /// one comes as [`MediaEvent::Utterance`] at its speech end, at most `max` long. Speech
+    /// already under way is captured from the next speech start. Memory is taken only while
+    /// capturing.
+    pub fn start_capture(&mut self, max: Duration) {
+        let max_samples =
+            (max.as_millis() as usize * SAMPLE_RATE as usize / 1000).max(FRAME_SAMPLES);
+        match self.capture.as_mut() {
+            Some(c) => c.max_samples = max_samples,
+            None => {
+                self.capture = Some(Box::new(Capture {
+                    preroll: VecDeque::with_capacity(PREROLL_FRAMES),
+                    utterance: None,
+                    max_samples,
+                }))
+            }
+        }
+    }
+
+    /// Stop capturing; an utterance in progress is dropped.
+    pub fn stop_capture(&mut self) {
+        self.capture = None;
+    }
+
+    /// Whether utterances are being captured.
+    pub fn is_capturing(&self) -> bool {
+        self.capture.is_some()
     }
 
     /// Where our RTP goes.
@@ -428,7 +478,9 @@ impl CallMedia {
                 });
             }
         }
-        match self.vad.as_mut().and_then(|v| v.push(&frame)) {
+        let vad_event = self.vad.as_mut().and_then(|v| v.push(&frame));
+        self.capture_frame(&frame, vad_event);
+        match vad_event {
             Some(VadEvent::SpeechStart { .. }) => self.event(MediaEvent::SpeechStart),
             Some(VadEvent::SpeechEnd { duration, .. }) => {
                 self.event(MediaEvent::SpeechEnd { duration })
@@ -507,6 +559,37 @@ impl CallMedia {
     }
 
     /// Pending callee frame for the recorder, paired with the bot frame in `record_bot`.
+    /// Feed the utterance capture one callee frame and what the VAD made of it.
+    fn capture_frame(&mut self, frame: &[i16; FRAME_SAMPLES], vad: Option<VadEvent>) {
+        let Some(c) = self.capture.as_mut() else {
+            return;
+        };
+        if c.utterance.is_none() && matches!(vad, Some(VadEvent::SpeechStart { .. })) {
+            let mut u = Vec::with_capacity((PREROLL_FRAMES + 50) * FRAME_SAMPLES);
+            for f in c.preroll.drain(..) {
+                u.extend_from_slice(&f);
+            }
+            c.utterance = Some(u);
+        }
+        let Some(u) = c.utterance.as_mut() else {
+            if c.preroll.len() == PREROLL_FRAMES {
+                c.preroll.pop_front();
+            }
+            c.preroll.push_back(*frame);
+            return;
+        };
+        u.extend_from_slice(frame);
+        let full = u.len() >= c.max_samples;
+        if full || matches!(vad, Some(VadEvent::SpeechEnd { .. })) {
+            let mut pcm = c.utterance.take().unwrap_or_default();
+            pcm.truncate(c.max_samples);
+            self.event(MediaEvent::Utterance {
+                pcm,
+                truncated: full,
+            });
+        }
+    }
+
     fn record(&mut self, callee: Option<[i16; FRAME_SAMPLES]>) {
         if self.recorder.is_some() {
             self.pcm_pending = callee;
@@ -876,6 +959,47 @@ mod tests {
             "A learned the round trip from B's reports"
         );
         assert_eq!(a.rtcp_remote(), "127.0.0.1:30003".parse().unwrap());
+    }
+
+    #[test]
+    fn utterances_are_captured_from_just_before_speech_start_to_its_end() {
+        use crate::synth::{Rng, pcm, silence, word};
+        let t0 = Instant::now();
+        let (mut a, mut b) = pair(t0, None);
+        a.start_capture(Duration::from_secs(5));
+        let mut rng = Rng::new(4);
+        // 1 s of quiet, a 0.6 s word, 1 s of quiet, then a 3 s word (longer than a 2 s cap).
+        let mut sig = silence(1000);
+        sig.extend(word(600, -20.0, &mut rng));
+        sig.extend(silence(1000));
+        sig.extend(word(3000, -20.0, &mut rng));
+        sig.extend(silence(1000));
+        b.play(Arc::new(Prompt::from_pcm("speech", &pcm(&sig)).unwrap()));
+        let events = run(&mut a, &mut b, t0, 0, 100);
+        let utt: Vec<(usize, bool)> = events
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Utterance { pcm, truncated } => Some((pcm.len(), *truncated)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(utt.len(), 1, "{utt:?}");
+        // 200 ms pre-roll + the word + the 300 ms hang-over (± a frame of envelope).
+        let ms = utt[0].0 / 8;
+        assert!((1060..=1160).contains(&ms), "{ms} ms");
+        assert!(!utt[0].1);
+        a.start_capture(Duration::from_secs(2));
+        let events = run(&mut a, &mut b, t0, 100, 200);
+        let utt: Vec<(usize, bool)> = events
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Utterance { pcm, truncated } => Some((pcm.len(), *truncated)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(utt, vec![(16_000, true)], "cut at the 2 s cap");
+        a.stop_capture();
+        assert!(!a.is_capturing());
     }
 
     #[test]
