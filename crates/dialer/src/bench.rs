@@ -38,9 +38,11 @@ use engine::transport::TransportConfig;
 use engine::trunk::{CallRequest, Trunk, TrunkConfig};
 use hdrhistogram::Histogram;
 use media::amd::AmdConfig;
-use media::session::{Direction, MediaEvent, MediaParams};
+use media::session::{MediaEvent, MediaParams};
 use sip::sdp::{self, Negotiated};
 use sip::{CallEvent, CallHandle, EndpointConfig, TimerConfig};
+
+use crate::dialogue::{Actions, AsrDone, Conversation};
 
 /// After dialling and the calls' own length: how long stragglers get before we hang up.
 const HARD_STOP_GRACE: Duration = Duration::from_secs(30);
@@ -79,6 +81,17 @@ pub(crate) struct BenchArgs {
     /// Seed of SIP identifiers and SSRCs (random by default).
     #[arg(long)]
     seed: Option<u64>,
+    /// Run this dialogue script on every answered call instead of looping a prompt (with
+    /// --personas whose callees speak or key answers): the report adds categories and the
+    /// recogniser's latency.
+    #[arg(long, value_name = "FILE")]
+    script: Option<PathBuf>,
+    /// Language of the script (default: the script's).
+    #[arg(long, value_name = "LANG")]
+    lang: Option<String>,
+    /// Speech-recognition service for --script, e.g. http://127.0.0.1:50061.
+    #[arg(long, value_name = "URL")]
+    asr: Option<String>,
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -97,6 +110,7 @@ struct Plan {
     bind: SocketAddr,
     seed: u64,
     json: bool,
+    script: Option<Arc<crate::dialogue::ScriptPlan>>,
 }
 
 impl Plan {
@@ -148,7 +162,33 @@ impl Plan {
             None => media::Prompt::from_pcm("synthetic-voice", &synthetic_voice())
                 .map_err(|e| format!("synthetic prompt: {e}"))?,
         };
+        let script = match &a.script {
+            Some(path) => {
+                let lang = match &a.lang {
+                    Some(l) => Some(script::Lang::parse(l).ok_or_else(|| {
+                        format!("invalid --lang {l:?}: expected ru, uk or en")
+                    })?),
+                    None => None,
+                };
+                let asr = match &a.asr {
+                    Some(url) => Some(
+                        engine::asr::AsrClient::new(engine::asr::AsrConfig {
+                            timeout: Duration::from_secs(30),
+                            ..engine::asr::AsrConfig::new(url.clone())
+                        })
+                        .map_err(|e| format!("invalid --asr: {e}"))?,
+                    ),
+                    None => None,
+                };
+                Some(Arc::new(crate::dialogue::ScriptPlan::load(path, lang, asr, None)?))
+            }
+            None if a.lang.is_some() || a.asr.is_some() => {
+                return Err("--lang and --asr need --script".into());
+            }
+            None => None,
+        };
         Ok(Plan {
+            script,
             rate: a.rate,
             concurrency: a.concurrency,
             call_len: secs("--call-secs", a.call_secs, 0.1)?,
@@ -187,6 +227,8 @@ fn synthetic_voice() -> Vec<i16> {
 }
 
 pub(crate) fn main(runtime: &tokio::runtime::Runtime, args: BenchArgs) -> ExitCode {
+    // The ASR client's connection is created (lazily) inside the runtime.
+    let _runtime_guard = runtime.enter();
     let plan = match Plan::from_args(&args) {
         Ok(p) => p,
         Err(msg) => {
@@ -402,6 +444,8 @@ struct BenchCall {
     media: MediaHandle,
     placed: Instant,
     answered: bool,
+    conversation: Option<Conversation>,
+    key: u64,
 }
 
 /// Everything the report prints.
@@ -432,6 +476,10 @@ struct Report {
     ours: Usage,
     sim: Option<Usage>,
     sim_summary: Option<serde_json::Value>,
+    /// Scripted calls: results by category, and the recogniser's round trip per utterance.
+    categories: Vec<(String, u64)>,
+    asr_ms: Option<Histogram<u64>>,
+    asr_failures: u64,
 }
 
 impl Report {
@@ -522,6 +570,13 @@ impl Report {
             "dialer": self.usage_json(&self.ours),
             "simulator": self.sim.as_ref().map(|u| self.usage_json(u)),
             "simulator_summary": self.sim_summary,
+            "categories": self.categories.iter().map(|(c, n)| (c.clone(), serde_json::Value::from(*n)))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
+            "asr_round_trip_ms": self.asr_ms.as_ref().map(|h| serde_json::json!({
+                "p50": h.value_at_quantile(0.5), "p95": h.value_at_quantile(0.95),
+                "max": h.max(), "count": h.len(),
+            })),
+            "asr_failures": self.asr_failures,
             "wall_s": round3(self.wall.as_secs_f64()),
         })
         .to_string()
@@ -608,19 +663,26 @@ impl Report {
         if let Some(u) = &self.sim {
             side("simulator", u);
         }
+        if !self.categories.is_empty() {
+            let _ = writeln!(s, "  categories      {:?}", self.categories);
+        }
+        if let Some(h) = &self.asr_ms {
+            let _ = writeln!(
+                s,
+                "  recognition     end of utterance (VAD endpoint) → transcript p50 {} ms, p95 {} ms, max {} ms over {} utterances; {} failures",
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.95),
+                h.max(),
+                h.len(),
+                self.asr_failures
+            );
+        }
         s
     }
 }
 
 fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
-}
-
-fn codec_of(c: sdp::Codec) -> media::Codec {
-    match c {
-        sdp::Codec::Pcmu => media::Codec::Pcmu,
-        sdp::Codec::Pcma => media::Codec::Pcma,
-    }
 }
 
 async fn run(plan: Plan) -> anyhow::Result<Report> {
@@ -698,12 +760,24 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
     let progress = std::io::stderr().is_terminal();
     let timers = TimerConfig::default();
 
-    let mut clock = tokio::time::interval(Duration::from_millis(u64::from(media::FRAME_MS)));
-    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    // One media clock for all calls: absolute 20 ms deadlines on a timer thread (no drift,
+    // no 1 ms timer-wheel rounding; see engine::clock).
+    let mut clock = engine::clock::MediaClock::start(
+        Instant::now(),
+        Duration::from_millis(u64::from(media::FRAME_MS)),
+    )
+    .context("cannot start the media clock")?;
     let mut second = tokio::time::interval(Duration::from_secs(1));
     second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut interrupted = false;
     let number_base: u64 = 380_440_000_000;
+    let (asr_tx, mut asr_rx) = tokio::sync::mpsc::unbounded_channel::<AsrDone>();
+    let mut by_key: HashMap<u64, CallHandle> = HashMap::new();
+    let mut categories: HashMap<String, u64> = HashMap::new();
+    let mut asr_ms = Histogram::<u64>::new_with_bounds(1, 600_000, 3).expect("bounds");
+    let mut asr_failures: u64 = 0;
+    // Actions the scripts asked for, carried out after the event that caused them.
+    let mut todo: Vec<(CallHandle, Actions)> = Vec::new();
 
     loop {
         tokio::select! {
@@ -721,14 +795,49 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
                         answered += 1;
                         live_answered += 1;
                         let _ = setup_ms.record((now - c.placed).as_millis().max(1) as u64);
-                        driver.hangup_at(h, now + plan.call_len);
+                        if plan.script.is_none() {
+                            driver.hangup_at(h, now + plan.call_len);
+                        } else {
+                            // The script ends the call; --call-secs is only a bound.
+                            driver.hangup_at(h, now + plan.call_len.max(Duration::from_secs(600)));
+                        }
                         if let Some(neg) = neg {
                             start_media(plan, &mut engine, c.media, now, &neg, placed);
                         }
+                        if let Some(sp) = &plan.script {
+                            let (conv, a) = Conversation::start(
+                                Arc::clone(sp),
+                                now,
+                                asr_tx.clone(),
+                                c.key,
+                                format!("bench-{}", c.key),
+                                engine.media_mut(c.media),
+                            );
+                            c.conversation = Some(conv);
+                            todo.push((h, a));
+                        }
+                    }
+                    CallEvent::ReferProgress { done: true, .. } => {
+                        let _ = driver.hangup(h).await;
                     }
                     CallEvent::Ended(report) => {
-                        let Some(c) = calls.remove(&h) else { continue };
+                        let Some(mut c) = calls.remove(&h) else { continue };
                         by_media.remove(&c.media);
+                        by_key.remove(&c.key);
+                        if let Some(conv) = c.conversation.as_mut() {
+                            if !conv.is_finished() {
+                                conv.on_hangup(now);
+                            }
+                            let cat = conv
+                                .result()
+                                .and_then(|r| r.category.clone())
+                                .unwrap_or_else(|| "-".into());
+                            *categories.entry(cat).or_default() += 1;
+                            for l in &conv.asr_latencies {
+                                let _ = asr_ms.record(l.as_millis().max(1) as u64);
+                            }
+                            asr_failures += u64::from(conv.asr_failures);
+                        }
                         if c.answered {
                             live_answered -= 1;
                         }
@@ -744,8 +853,16 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
             }
             tick = clock.tick() => {
                 let now = Instant::now();
-                engine.tick_scheduled(tick.into_std(), now);
+                engine.tick_scheduled(tick, now);
                 while let Some((mh, ev)) = engine.poll_event() {
+                    if let Some(&h) = by_media.get(&mh)
+                        && let Some(c) = calls.get_mut(&h)
+                        && let Some(conv) = c.conversation.as_mut()
+                    {
+                        let a = conv.on_media_event(now, &ev, engine.media_mut(mh));
+                        todo.push((h, a));
+                        continue;
+                    }
                     match ev {
                         // The prompt plays in a loop for the whole call.
                         MediaEvent::PromptFinished => {
@@ -761,6 +878,18 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
                         }
                         _ => {}
                     }
+                }
+                if plan.script.is_some() {
+                    for (&h, c) in calls.iter_mut() {
+                        if let Some(conv) = c.conversation.as_mut()
+                            && conv.poll_timeout().is_some_and(|t| t <= now)
+                        {
+                            todo.push((h, conv.handle_timeout(now, engine.media_mut(c.media))));
+                        }
+                    }
+                }
+                for (h, a) in todo.drain(..) {
+                    apply(&mut driver, h, a).await;
                 }
                 live_integral += live_answered as f64 * (now - last_tick).as_secs_f64();
                 last_tick = now;
@@ -778,8 +907,15 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
                         };
                         let cfg = trunk.call_config(&req, local, timers);
                         let h = driver.place_call(cfg).await;
-                        calls.insert(h, BenchCall { media: mh, placed: Instant::now(), answered: false });
+                        calls.insert(h, BenchCall {
+                            media: mh,
+                            placed: Instant::now(),
+                            answered: false,
+                            conversation: None,
+                            key: placed,
+                        });
                         by_media.insert(mh, h);
+                        by_key.insert(placed, h);
                         placed += 1;
                     }
                 } else if dial_window_end.is_none() {
@@ -817,6 +953,16 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
                         placed as f64 / el.max(1e-9)
                     );
                     let _ = std::io::stderr().flush();
+                }
+            }
+            Some(done) = asr_rx.recv() => {
+                let now = Instant::now();
+                if let Some(&h) = by_key.get(&done.key)
+                    && let Some(c) = calls.get_mut(&h)
+                    && let Some(conv) = c.conversation.as_mut()
+                {
+                    let a = conv.on_asr(now, done, engine.media_mut(c.media));
+                    apply(&mut driver, h, a).await;
                 }
             }
             _ = tokio::signal::ctrl_c(), if !interrupted => {
@@ -865,7 +1011,25 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
         ours,
         sim: theirs,
         sim_summary: None,
+        categories: {
+            let mut v: Vec<(String, u64)> = categories.into_iter().collect();
+            v.sort();
+            v
+        },
+        asr_ms: (!asr_ms.is_empty()).then_some(asr_ms),
+        asr_failures,
     })
+}
+
+/// Carry out what a call's script asked for.
+async fn apply(driver: &mut SipDriver, h: CallHandle, a: Actions) {
+    if let Some(target) = a.transfer {
+        if driver.refer(h, &target).await.is_err() {
+            let _ = driver.hangup(h).await;
+        }
+    } else if a.hangup {
+        let _ = driver.hangup(h).await;
+    }
 }
 
 fn start_media(
@@ -877,25 +1041,27 @@ fn start_media(
     salt: u64,
 ) {
     let mut p = MediaParams::new(
-        codec_of(neg.codec),
+        engine::media::codec_from_sdp(neg.codec),
         neg.telephone_event_pt,
         neg.remote_rtp,
         plan.seed.rotate_left(17) ^ salt,
     );
-    p.direction = Direction {
-        send: neg.direction.sends(),
-        receive: neg.direction.receives(),
-    };
+    p.direction = engine::media::direction_from_sdp(neg.direction);
     if plan.analysis {
         p.amd = Some(AmdConfig::default());
     } else {
         p.vad = None;
         p.inband_dtmf = false;
     }
+    if plan.script.is_some() {
+        p.vad = Some(media::vad::VadConfig::endpointing());
+    }
     // The bench hangs up itself; a silent far end is counted, not waited for.
     p.rtp_timeout = Duration::from_secs(10);
     engine.start(h, now, p, None);
-    if let Some(m) = engine.media_mut(h) {
+    if plan.script.is_none()
+        && let Some(m) = engine.media_mut(h)
+    {
         m.play(Arc::clone(&plan.prompt));
     }
 }

@@ -13,7 +13,7 @@ use engine::media::{MediaConfig, MediaEngine, MediaHandle};
 use engine::transport::TransportConfig;
 use engine::trunk::CallRequest;
 use media::amd::{AmdConfig, Decision};
-use media::session::{Direction, MediaEvent, MediaParams, MediaStats};
+use media::session::{MediaEvent, MediaParams, MediaStats};
 use sip::sdp::{self, Negotiated};
 use sip::{CallEvent, CallReport, EndpointConfig, Outcome, TimerConfig};
 
@@ -114,20 +114,6 @@ fn verdict_str(d: &Decision) -> &'static str {
     }
 }
 
-fn codec_of(c: sdp::Codec) -> media::Codec {
-    match c {
-        sdp::Codec::Pcmu => media::Codec::Pcmu,
-        sdp::Codec::Pcma => media::Codec::Pcma,
-    }
-}
-
-fn direction_of(d: sdp::Direction) -> Direction {
-    Direction {
-        send: matches!(d, sdp::Direction::SendRecv | sdp::Direction::SendOnly),
-        receive: matches!(d, sdp::Direction::SendRecv | sdp::Direction::RecvOnly),
-    }
-}
-
 /// State of the running call on the application side.
 struct Flow {
     handle: MediaHandle,
@@ -184,9 +170,13 @@ pub(crate) async fn run(plan: CallPlan) -> anyhow::Result<CallResult> {
     };
     let (asr_tx, mut asr_rx) = tokio::sync::mpsc::unbounded_channel::<AsrDone>();
     let mut transfer_requested = false;
-    // One clock for the call's media; absolute 20 ms deadlines, so no drift.
-    let mut clock = tokio::time::interval(Duration::from_millis(u64::from(media::FRAME_MS)));
-    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    // One media clock for all calls: absolute 20 ms deadlines on a timer thread (no drift,
+    // no 1 ms timer-wheel rounding; see engine::clock).
+    let mut clock = engine::clock::MediaClock::start(
+        Instant::now(),
+        Duration::from_millis(u64::from(media::FRAME_MS)),
+    )
+    .context("cannot start the media clock")?;
     let mut interrupted = false;
     loop {
         let next = tokio::select! {
@@ -254,6 +244,7 @@ pub(crate) async fn run(plan: CallPlan) -> anyhow::Result<CallResult> {
                         std::sync::Arc::clone(sp),
                         now,
                         asr_tx.clone(),
+                        0,
                         tag,
                         media_engine.media_mut(flow.handle),
                     );
@@ -271,10 +262,10 @@ pub(crate) async fn run(plan: CallPlan) -> anyhow::Result<CallResult> {
             } => {
                 if let Some(m) = media_engine.media_mut(flow.handle) {
                     m.update(
-                        codec_of(neg.codec),
+                        engine::media::codec_from_sdp(neg.codec),
                         neg.telephone_event_pt,
                         neg.remote_rtp,
-                        direction_of(neg.direction),
+                        engine::media::direction_from_sdp(neg.direction),
                     );
                 }
             }
@@ -341,12 +332,12 @@ fn start_media(
     neg: &Negotiated,
 ) {
     let mut params = MediaParams::new(
-        codec_of(neg.codec),
+        engine::media::codec_from_sdp(neg.codec),
         neg.telephone_event_pt,
         neg.remote_rtp,
         plan.seed.rotate_left(17),
     );
-    params.direction = direction_of(neg.direction);
+    params.direction = engine::media::direction_from_sdp(neg.direction);
     params.amd = Some(AmdConfig::default());
     if plan.script.is_some() {
         // Utterances end after 700 ms of quiet (barge-in still reacts within 60 ms).

@@ -80,6 +80,8 @@ impl ScriptPlan {
 /// A recognition finished (or failed) for utterance `turn`.
 #[derive(Debug)]
 pub(crate) struct AsrDone {
+    /// The conversation's key (given at its start): which call this is for.
+    pub key: u64,
     pub turn: u32,
     pub result: Result<Transcript, AsrError>,
 }
@@ -104,6 +106,7 @@ pub(crate) struct Conversation {
     /// Where the last transfer went (for the result).
     pub transferred_to: Option<String>,
     call_tag: String,
+    key: u64,
 }
 
 impl Conversation {
@@ -113,6 +116,7 @@ impl Conversation {
         plan: Arc<ScriptPlan>,
         now: Instant,
         asr_tx: mpsc::UnboundedSender<AsrDone>,
+        key: u64,
         call_tag: String,
         media: Option<&mut CallMedia>,
     ) -> (Conversation, Actions) {
@@ -135,6 +139,7 @@ impl Conversation {
             asr_failures: 0,
             transferred_to: None,
             call_tag,
+            key,
         };
         let actions = c.drain(now, media);
         (c, actions)
@@ -233,6 +238,7 @@ impl Conversation {
         };
         self.turn += 1;
         let turn = self.turn;
+        let key = self.key;
         let tx = self.asr_tx.clone();
         let hints = self.plan.hints();
         let lang = self.plan.lang;
@@ -240,7 +246,7 @@ impl Conversation {
         let pcm = pcm.to_vec();
         tokio::spawn(async move {
             let result = asr.recognize(&pcm, lang, hints, id).await;
-            let _ = tx.send(AsrDone { turn, result });
+            let _ = tx.send(AsrDone { key, turn, result });
         });
     }
 

@@ -35,11 +35,11 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use engine::media::{MediaConfig, MediaEngine, MediaHandle};
 use engine::transport::{SipTransport, TransportConfig, TransportEvent};
-use media::session::{Direction, MediaParams};
+use media::session::MediaParams;
 use sim::callee::{Action, Callee, Crowd, DtmfMode};
 use sim::{EndReason, Persona, Uas, UasCallId, UasConfig, UasEvent};
 use sip::IdGen;
-use sip::sdp::{self, LocalMedia, Negotiated};
+use sip::sdp::{LocalMedia, Negotiated};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Open files wanted: one RTP socket per call plus SIP connections, for 4,000+ calls.
@@ -223,20 +223,6 @@ struct Sim {
     hangups: Vec<UasCallId>,
 }
 
-fn codec_of(c: sdp::Codec) -> media::Codec {
-    match c {
-        sdp::Codec::Pcmu => media::Codec::Pcmu,
-        sdp::Codec::Pcma => media::Codec::Pcma,
-    }
-}
-
-fn direction_of(d: sdp::Direction) -> Direction {
-    Direction {
-        send: d.sends(),
-        receive: d.receives(),
-    }
-}
-
 impl Sim {
     fn on_uas_event(&mut self, now: Instant, ev: UasEvent) {
         match ev {
@@ -247,10 +233,10 @@ impl Sim {
                     && let Some(m) = self.media.media_mut(h)
                 {
                     m.update(
-                        codec_of(media.codec),
+                        engine::media::codec_from_sdp(media.codec),
                         media.telephone_event_pt,
                         media.remote_rtp,
-                        direction_of(media.direction),
+                        engine::media::direction_from_sdp(media.direction),
                     );
                 }
             }
@@ -316,12 +302,12 @@ impl Sim {
         self.n.answered += 1;
         if let (Some(h), Some(neg)) = (live.media, neg) {
             let mut p = MediaParams::new(
-                codec_of(neg.codec),
+                engine::media::codec_from_sdp(neg.codec),
                 neg.telephone_event_pt,
                 neg.remote_rtp,
                 self.rng.next_u64(),
             );
-            p.direction = direction_of(neg.direction);
+            p.direction = engine::media::direction_from_sdp(neg.direction);
             p.inband_dtmf = false;
             p.vad = None; // the callee never listens for speech
             p.rtp_timeout = self.rtp_timeout;
@@ -514,8 +500,13 @@ async fn run(plan: Plan) -> anyhow::Result<String> {
     let stop_at = plan.duration.map(|d| started + d);
     // Set once stopping: the moment to give up on calls still ending.
     let mut stopping: Option<Instant> = None;
-    let mut clock = tokio::time::interval(Duration::from_millis(u64::from(media::FRAME_MS)));
-    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    // One media clock for all calls: absolute 20 ms deadlines on a timer thread (no drift,
+    // no 1 ms timer-wheel rounding; see engine::clock).
+    let mut clock = engine::clock::MediaClock::start(
+        Instant::now(),
+        Duration::from_millis(u64::from(media::FRAME_MS)),
+    )
+    .context("cannot start the media clock")?;
     loop {
         let sip_deadline = sim.uas.poll_timeout();
         let stop_deadline = if stopping.is_none() { stop_at } else { None };
@@ -536,7 +527,7 @@ async fn run(plan: Plan) -> anyhow::Result<String> {
                     None => anyhow::bail!("the SIP transport stopped"),
                 }
             }
-            tick = clock.tick() => sim.tick(tick.into_std(), Instant::now()),
+            tick = clock.tick() => sim.tick(tick, Instant::now()),
             _ = sleep_until(sip_deadline) => sim.uas.handle_timeout(Instant::now()),
             _ = sigint.recv() => stop_now = true,
             _ = sigterm.recv() => stop_now = true,

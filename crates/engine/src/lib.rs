@@ -19,6 +19,7 @@
 //! ```
 
 pub mod asr;
+pub mod clock;
 pub mod driver;
 pub mod media;
 pub mod transport;

@@ -25,6 +25,22 @@ use media::session::{CallMedia, MediaEvent, MediaParams, MediaStats};
 
 use crate::udp::{Headers, RecvBatch};
 
+/// The media codec an SDP negotiation chose.
+pub fn codec_from_sdp(c: sip::sdp::Codec) -> media::Codec {
+    match c {
+        sip::sdp::Codec::Pcmu => media::Codec::Pcmu,
+        sip::sdp::Codec::Pcma => media::Codec::Pcma,
+    }
+}
+
+/// Which way media flows, from an SDP direction attribute.
+pub fn direction_from_sdp(d: sip::sdp::Direction) -> media::session::Direction {
+    media::session::Direction {
+        send: d.sends(),
+        receive: d.receives(),
+    }
+}
+
 /// Identifies a call's media inside one engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MediaHandle(pub u64);

@@ -961,6 +961,17 @@ mod tests {
         assert_eq!(a.rtcp_remote(), "127.0.0.1:30003".parse().unwrap());
     }
 
+    /// Length and truncation of each captured utterance.
+    fn utterances(events: &[MediaEvent]) -> Vec<(usize, bool)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Utterance { pcm, truncated } => Some((pcm.len(), *truncated)),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn utterances_are_captured_from_just_before_speech_start_to_its_end() {
         use crate::synth::{Rng, pcm, silence, word};
@@ -976,13 +987,7 @@ mod tests {
         sig.extend(silence(1000));
         b.play(Arc::new(Prompt::from_pcm("speech", &pcm(&sig)).unwrap()));
         let events = run(&mut a, &mut b, t0, 0, 100);
-        let utt: Vec<(usize, bool)> = events
-            .iter()
-            .filter_map(|e| match e {
-                MediaEvent::Utterance { pcm, truncated } => Some((pcm.len(), *truncated)),
-                _ => None,
-            })
-            .collect();
+        let utt = utterances(&events);
         assert_eq!(utt.len(), 1, "{utt:?}");
         // 200 ms pre-roll + the word + the 300 ms hang-over (± a frame of envelope).
         let ms = utt[0].0 / 8;
@@ -990,13 +995,7 @@ mod tests {
         assert!(!utt[0].1);
         a.start_capture(Duration::from_secs(2));
         let events = run(&mut a, &mut b, t0, 100, 200);
-        let utt: Vec<(usize, bool)> = events
-            .iter()
-            .filter_map(|e| match e {
-                MediaEvent::Utterance { pcm, truncated } => Some((pcm.len(), *truncated)),
-                _ => None,
-            })
-            .collect();
+        let utt = utterances(&events);
         assert_eq!(utt, vec![(16_000, true)], "cut at the 2 s cap");
         a.stop_capture();
         assert!(!a.is_capturing());

@@ -16,7 +16,7 @@ use crate::{FRAME_SAMPLES, SAMPLE_RATE, g711};
 const FS: f64 = SAMPLE_RATE as f64;
 
 /// xorshift64* — seeded, so every test sees the same "noise".
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Rng(u64);
 
 impl Rng {
@@ -24,13 +24,18 @@ impl Rng {
         Rng(seed.max(1))
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
         self.0 = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
 
     /// Uniform in [0, 1).

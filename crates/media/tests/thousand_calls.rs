@@ -33,6 +33,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use media::synth::Rng;
 use media::amd::{AmdConfig, Cause, Decision, Verdict};
 use media::dtmf::{Digit, DigitSource};
 use media::g711::{self, Codec};
@@ -73,36 +74,8 @@ const ALLOW_SPLIT_IN_BAND_DIGIT_AFTER_LOSS: bool = false;
 /// Largest datagram: 12-byte header and 160 bytes of G.711.
 const MAX_DATAGRAM: usize = 12 + FRAME_SAMPLES;
 
-/// xorshift64*, seeded: the whole run is a function of [`SEED`].
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
+/// The whole run is a function of [`SEED`] (`media::synth::Rng` is xorshift64*, seeded).
 const SEED: u64 = 0x00C0_FFEE_1000_CA11;
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// Uniform in `[lo, hi)`.
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Signals

@@ -240,6 +240,24 @@ fn s(v: &[&str]) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // The default scripts
 
+/// The script's Russian prompt ids, sorted, checking each also has an English WAV.
+fn russian_prompt_ids_with_english_too(script: &Script) -> Vec<&str> {
+    let mut prompts: Vec<&str> = script
+        .prompt_files()
+        .filter(|(_, lang, _)| *lang == Lang::Ru)
+        .map(|(id, _, _)| id)
+        .collect();
+    prompts.sort();
+    assert_eq!(
+        script
+            .prompt_files()
+            .filter(|(_, l, _)| *l == Lang::En)
+            .count(),
+        prompts.len()
+    );
+    prompts
+}
+
 #[test]
 fn actualization_script_loads() {
     let path = config("actualization.toml");
@@ -289,20 +307,7 @@ fn actualization_script_loads() {
         Some("Звонок менеджера")
     );
     // Every prompt id the prompt generator writes is referenced, and resolves beside the file.
-    let mut prompts: Vec<&str> = script
-        .prompt_files()
-        .filter(|(_, lang, _)| *lang == Lang::Ru)
-        .map(|(id, _, _)| id)
-        .collect();
-    prompts.sort();
-    // English too, for each of them.
-    assert_eq!(
-        script
-            .prompt_files()
-            .filter(|(_, l, _)| *l == Lang::En)
-            .count(),
-        prompts.len()
-    );
+    let prompts = russian_prompt_ids_with_english_too(&script);
     assert_eq!(
         prompts,
         [
@@ -340,20 +345,7 @@ fn consent_script_loads() {
     assert!(script.warnings().is_empty(), "{:?}", script.warnings());
     let ids: Vec<&str> = script.categories().iter().map(|c| c.id.as_str()).collect();
     assert_eq!(ids, ["consent_yes", "consent_no", "opt_out"]);
-    let mut prompts: Vec<&str> = script
-        .prompt_files()
-        .filter(|(_, lang, _)| *lang == Lang::Ru)
-        .map(|(id, _, _)| id)
-        .collect();
-    prompts.sort();
-    // English too, for each of them.
-    assert_eq!(
-        script
-            .prompt_files()
-            .filter(|(_, l, _)| *l == Lang::En)
-            .count(),
-        prompts.len()
-    );
+    let prompts = russian_prompt_ids_with_english_too(&script);
     assert_eq!(
         prompts,
         [
