@@ -25,9 +25,9 @@
 
 use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +42,9 @@ use media::session::{MediaEvent, MediaParams};
 use sip::sdp::{self, Negotiated};
 use sip::{CallEvent, CallHandle, EndpointConfig, TimerConfig};
 
-use crate::dialogue::{Actions, AsrDone, Conversation};
+use engine::dialogue::{Actions, AsrDone, Conversation};
+
+use crate::children::{Personas, Simulator};
 
 /// After dialling and the calls' own length: how long stragglers get before we hang up.
 const HARD_STOP_GRACE: Duration = Duration::from_secs(30);
@@ -110,7 +112,7 @@ struct Plan {
     bind: SocketAddr,
     seed: u64,
     json: bool,
-    script: Option<Arc<crate::dialogue::ScriptPlan>>,
+    script: Option<Arc<engine::dialogue::ScriptPlan>>,
 }
 
 impl Plan {
@@ -164,12 +166,13 @@ impl Plan {
         };
         let script = match &a.script {
             Some(path) => {
-                let lang = match &a.lang {
-                    Some(l) => Some(script::Lang::parse(l).ok_or_else(|| {
-                        format!("invalid --lang {l:?}: expected ru, uk or en")
-                    })?),
-                    None => None,
-                };
+                let lang =
+                    match &a.lang {
+                        Some(l) => Some(script::Lang::parse(l).ok_or_else(|| {
+                            format!("invalid --lang {l:?}: expected ru, uk or en")
+                        })?),
+                        None => None,
+                    };
                 let asr = match &a.asr {
                     Some(url) => Some(
                         engine::asr::AsrClient::new(engine::asr::AsrConfig {
@@ -180,7 +183,9 @@ impl Plan {
                     ),
                     None => None,
                 };
-                Some(Arc::new(crate::dialogue::ScriptPlan::load(path, lang, asr, None)?))
+                Some(Arc::new(engine::dialogue::ScriptPlan::load(
+                    path, lang, asr, None,
+                )?))
             }
             None if a.lang.is_some() || a.asr.is_some() => {
                 return Err("--lang and --asr need --script".into());
@@ -319,30 +324,6 @@ impl Usage {
     }
 }
 
-/// The simulator the bench started.
-struct Simulator {
-    child: Child,
-    pid: String,
-    addr: SocketAddr,
-    _dir: TempDir,
-}
-
-impl std::fmt::Debug for Simulator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Simulator(pid {}, {})", self.pid, self.addr)
-    }
-}
-
-/// A directory removed on drop (the bench's personas file).
-#[derive(Debug)]
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 const BENCH_PERSONAS: &str = "\
 # Written by `dialer bench`: every call answered at once; the callee sends RTP (silence) back
 # until the caller's BYE.
@@ -353,90 +334,14 @@ kind = \"answer\"
 ring_secs = 0
 ";
 
-fn free_loopback_port() -> std::io::Result<u16> {
-    // A port free for both UDP and TCP (the simulator binds both).
-    for _ in 0..50 {
-        let udp = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
-        let port = udp.local_addr()?.port();
-        if std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return Ok(port);
-        }
-    }
-    Err(std::io::Error::other("no free loopback port"))
-}
-
 fn start_simulator(plan: &Plan) -> anyhow::Result<Simulator> {
-    let dir = std::env::temp_dir().join(format!("dialer-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let dir = TempDir(dir);
     let personas = match &plan.personas {
-        Some(p) => p.clone(),
-        None => {
-            let p = dir.0.join("personas.toml");
-            std::fs::write(&p, BENCH_PERSONAS)
-                .with_context(|| format!("cannot write {}", p.display()))?;
-            p
-        }
+        Some(p) => Personas::File(p.clone()),
+        None => Personas::Text(BENCH_PERSONAS),
     };
-    let port = free_loopback_port().context("cannot find a port for the simulator")?;
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let exe = std::env::current_exe().context("cannot find the dialer binary")?;
     // The simulator outlives our last BYE by a margin; we stop it with SIGTERM earlier.
     let lifetime = plan.duration + plan.call_len + HARD_STOP_GRACE * 2;
-    let child = Command::new(exe)
-        .arg("simulate")
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--personas")
-        .arg(&personas)
-        .arg("--seed")
-        .arg(plan.seed.rotate_left(7).to_string())
-        .arg("--duration")
-        .arg(format!("{:.1}", lifetime.as_secs_f64()))
-        .arg("--measure-send")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("cannot start `dialer simulate`")?;
-    let pid = child.id().to_string();
-    let mut sim = Simulator {
-        child,
-        pid,
-        addr,
-        _dir: dir,
-    };
-    // Ready once its TCP listener accepts (UDP and TCP are bound together).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(sim);
-        }
-        if let Ok(Some(status)) = sim.child.try_wait() {
-            anyhow::bail!("`dialer simulate` exited at start ({status})");
-        }
-        if Instant::now() > deadline {
-            let _ = sim.child.kill();
-            let _ = sim.child.wait();
-            anyhow::bail!("`dialer simulate` did not start listening on {addr} within 15 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Stop the simulator (SIGTERM: it hangs up, prints its summary and exits) and read its summary.
-fn stop_simulator(mut sim: Simulator) -> Option<serde_json::Value> {
-    use std::io::Read as _;
-    let pid = nix::unistd::Pid::from_raw(sim.pid.parse().ok()?);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-    let mut out = String::new();
-    if let Some(mut s) = sim.child.stdout.take() {
-        let _ = s.read_to_string(&mut out);
-    }
-    let _ = sim.child.wait();
-    out.lines()
-        .rev()
-        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    Simulator::start(&personas, plan.seed.rotate_left(7), lifetime, true)
 }
 
 #[derive(Debug)]
@@ -698,7 +603,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
         (None, None) => unreachable!("a target or a simulator"),
     };
     let result = drive(&plan, &trunk, sim.as_ref().map(|s| s.pid.clone())).await;
-    let sim_summary = sim.and_then(stop_simulator);
+    let sim_summary = sim.and_then(Simulator::stop);
     let mut report = result?;
     report.sim_summary = sim_summary;
     Ok(report)

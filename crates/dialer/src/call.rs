@@ -18,7 +18,7 @@ use sip::sdp::{self, Negotiated};
 use sip::{CallEvent, CallReport, EndpointConfig, Outcome, TimerConfig};
 
 use crate::CallPlan;
-use crate::dialogue::{AsrDone, Conversation};
+use engine::dialogue::{AsrDone, Conversation};
 
 /// Everything `dialer call` reports.
 #[derive(Debug)]
@@ -397,7 +397,7 @@ async fn act(
     call: sip::CallHandle,
     flow: &mut Flow,
     transfer_requested: &mut bool,
-    a: crate::dialogue::Actions,
+    a: engine::dialogue::Actions,
 ) {
     if let Some(target) = a.transfer
         && !*transfer_requested

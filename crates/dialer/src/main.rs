@@ -14,7 +14,8 @@ use std::time::Duration;
 
 mod bench;
 mod call;
-mod dialogue;
+mod children;
+mod demo;
 mod probe;
 mod simulate;
 use clap::{Parser, Subcommand};
@@ -45,6 +46,9 @@ enum Command {
     /// simulate` (started on loopback unless --target), then reports setups/s, live calls,
     /// setup latency, prompt send timing, RTP loss, CPU and memory per call of both sides.
     Bench(bench::BenchArgs),
+    /// The demo campaign on embedded defaults: SQLite store, simulated callees on loopback,
+    /// 1,000 generated contacts, the default survey, a live progress bar, then the report.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,6 +170,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => return probe::main(&runtime, args),
         Command::Simulate(args) => return simulate::main(&runtime, args),
         Command::Bench(args) => return bench::main(&runtime, args),
+        Command::Demo(args) => return demo::main(&runtime, args),
     };
     // The ASR client's connection is created (lazily) inside the runtime.
     let _runtime_guard = runtime.enter();
@@ -218,7 +223,7 @@ pub(crate) struct CallPlan {
     dtmf_timeout: Option<Duration>,
     rtp_timeout: Duration,
     send_dtmf: Option<String>,
-    script: Option<std::sync::Arc<dialogue::ScriptPlan>>,
+    script: Option<std::sync::Arc<engine::dialogue::ScriptPlan>>,
 }
 
 impl CallPlan {
@@ -308,7 +313,7 @@ impl CallPlan {
                 {
                     return Err(format!("invalid --manager-uri {m:?}: expected a SIP URI"));
                 }
-                Some(std::sync::Arc::new(dialogue::ScriptPlan::load(
+                Some(std::sync::Arc::new(engine::dialogue::ScriptPlan::load(
                     path,
                     lang,
                     asr,

@@ -19,9 +19,12 @@
 //! ```
 
 pub mod asr;
+pub mod campaign;
 pub mod clock;
+pub mod dialogue;
 pub mod driver;
 pub mod media;
+pub mod schedule;
 pub mod transport;
 pub mod trunk;
 pub mod udp;

@@ -33,13 +33,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use media::synth::Rng;
 use media::amd::{AmdConfig, Cause, Decision, Verdict};
 use media::dtmf::{Digit, DigitSource};
 use media::g711::{self, Codec};
 use media::goertzel::DtmfTone;
 use media::session::{CallMedia, MediaEvent, MediaParams};
 use media::stream::ReceiverConfig;
+use media::synth::Rng;
 use media::{FRAME_SAMPLES, Playout, Prompt, RtpReceiver};
 
 const CALLS: usize = 1000;

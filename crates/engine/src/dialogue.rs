@@ -1,8 +1,8 @@
 //! A script on a live call: the glue between the sans-IO [`Dialogue`], the call's media
 //! (prompts, digits, VAD, utterance capture) and the speech-recognition service.
 //!
-//! The call loop feeds it media events and its own timeouts, and carries out what it returns
-//! (hang up, transfer). Recognition runs in a task per utterance so the loop never waits on
+//! The call loop (`dialer call`, `dialer bench`, the campaign runner) feeds it media events and
+//! its own timeouts, and carries out what it returns (hang up, transfer). Recognition runs in a task per utterance so the loop never waits on
 //! the network; its answer comes back through a channel as [`AsrDone`].
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use engine::asr::{AsrClient, AsrError, Transcript};
+use crate::asr::{AsrClient, AsrError, Transcript};
 use media::Prompt;
 use media::session::{CallMedia, MediaEvent};
 use script::classify::Classifier;
@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 /// Everything a scripted call needs, loaded and checked before dialling.
 #[derive(Debug)]
-pub(crate) struct ScriptPlan {
+pub struct ScriptPlan {
     pub script: Arc<Script>,
     pub classifier: Arc<dyn Classify>,
     pub lang: Lang,
@@ -79,7 +79,7 @@ impl ScriptPlan {
 
 /// A recognition finished (or failed) for utterance `turn`.
 #[derive(Debug)]
-pub(crate) struct AsrDone {
+pub struct AsrDone {
     /// The conversation's key (given at its start): which call this is for.
     pub key: u64,
     pub turn: u32,
@@ -88,14 +88,14 @@ pub(crate) struct AsrDone {
 
 /// What the call loop must do after feeding the conversation.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Actions {
+pub struct Actions {
     pub hangup: bool,
     pub transfer: Option<String>,
 }
 
 /// One running script on one call.
 #[derive(Debug)]
-pub(crate) struct Conversation {
+pub struct Conversation {
     plan: Arc<ScriptPlan>,
     dialogue: Dialogue,
     listening_speech: bool,

@@ -1,0 +1,810 @@
+//! The campaign runner: claims due contacts from the store, dials them at the trunk's pace,
+//! runs the script on every answered call, and commits each result before it is published.
+//!
+//! One loop on one task, as everywhere in the engine; the store is another task, so a slow
+//! commit never stalls the media clock:
+//!
+//! ```text
+//! loop {
+//!     select! {
+//!         ev   = driver.next_event()  => answered: media + script; ended: result → store
+//!         tick = media clock (20 ms)  => media for all calls; scripts' timeouts; place calls the
+//!                                        pacer allows from the claimed contacts
+//!         ev   = store task           => claimed contacts; attempt written → INVITE; committed
+//!         asr  = recogniser answers   => the call's script
+//!         ctl  = pause / resume / stop
+//!     }
+//! }
+//! ```
+//!
+//! Crash safety follows from the order of writes: the attempt row is committed before the
+//! INVITE leaves ([`store::Store::start_attempt`], which also checks the lease); the result,
+//! the attempt's end and the contact's next state are one transaction
+//! ([`store::Store::finish_attempt`]); a node that restarts first recovers its own leases
+//! (attempts left `dialling` become `interrupted` and follow the retry policy), and every node
+//! periodically recovers leases that expired (a dead node's contacts).
+//!
+//! Opt-out (the script's `opt_out` category) suppresses and erases the number on every
+//! campaign in the same moment the result is committed, and deletes the call's recordings.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use media::amd::{AmdConfig, Verdict};
+use media::session::{MediaEvent, MediaParams};
+use sip::{CallEvent, CallHandle, EndpointConfig, Outcome as SipOutcome, TimerConfig};
+use store::{
+    AttemptEnd, AttemptId, CampaignId, ClaimScope, ClaimedContact, ConsentSource, ContactId,
+    EraseTarget, InterruptedAttempt, NewConsent, NewResult, Store,
+};
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::MediaClock;
+use crate::dialogue::{Actions, AsrDone, Conversation, ScriptPlan};
+use crate::driver::{DriverConfig, DriverEvent, SipDriver};
+use crate::media::{MediaConfig, MediaEngine, MediaHandle};
+use crate::schedule::{self, Decision, Outcome, Policy};
+use crate::transport::TransportConfig;
+use crate::trunk::{CallRequest, Pacer, Trunk};
+
+/// How a campaign runs on this node.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    pub campaign: CampaignId,
+    /// This node's name in leases and attempts (unique per process).
+    pub node: String,
+    pub trunk: Trunk,
+    /// New calls per second on the trunk, and calls in progress at most.
+    pub cps: f64,
+    pub channels: u32,
+    pub ring_timeout: Duration,
+    pub policy: Policy,
+    pub script: Arc<ScriptPlan>,
+    /// Key of the HMAC that stands for an erased number.
+    pub hmac_key: Vec<u8>,
+    /// How long a claim holds a contact; renewed while the call lasts.
+    pub lease: Duration,
+    /// Recordings go here (`<dir>/<attempt>.wav`) when the script asks for them.
+    pub record_dir: Option<PathBuf>,
+    /// Finish when no contact is left to call (the demo); else run until stopped.
+    pub stop_when_done: bool,
+    /// Local SIP address.
+    pub bind: SocketAddr,
+}
+
+/// What the operator asks of a running campaign; takes effect within a tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Run,
+    /// No new calls; live calls finish.
+    Pause,
+    /// No new calls; claimed contacts are released; the runner returns once live calls end.
+    Stop,
+}
+
+/// Counters of a run, for progress bars and the final report.
+#[derive(Debug, Clone, Default)]
+pub struct Progress {
+    pub placed: u64,
+    pub answered: u64,
+    pub finished: u64,
+    pub live: usize,
+    pub by_outcome: BTreeMap<String, u64>,
+    pub by_category: BTreeMap<String, u64>,
+    pub opt_outs: u64,
+    pub consents: u64,
+    pub interrupted_recovered: u64,
+    pub store_errors: u64,
+    /// Contacts still to call (from the store, refreshed every second).
+    pub pending: i64,
+    pub talk: Duration,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunnerError {
+    #[error("cannot bind SIP sockets on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("media clock: {0}")]
+    Clock(std::io::Error),
+    #[error("store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("the SIP transport stopped")]
+    Transport,
+}
+
+/// Requests to the store task.
+enum StoreCmd {
+    Claim(u32),
+    Start(Box<ClaimedContact>),
+    Finish(Box<Finish>),
+    Release(Vec<ContactId>, Option<i64>),
+    Renew(Vec<ContactId>),
+    Recover,
+    Counts,
+}
+
+struct Finish {
+    attempt: AttemptId,
+    contact: ContactId,
+    end: AttemptEnd,
+    opt_out: bool,
+    consent: Option<NewConsent>,
+}
+
+/// Answers of the store task.
+enum StoreEvent {
+    Claimed(Vec<ClaimedContact>),
+    Started(Box<ClaimedContact>, AttemptId),
+    NotStarted,
+    Finished { erased: bool, consent: bool },
+    Lost(Vec<ContactId>),
+    Recovered(u64),
+    Counts(i64),
+    Error(String),
+}
+
+/// One call in progress.
+struct Live {
+    contact: ClaimedContact,
+    attempt: AttemptId,
+    media: MediaHandle,
+    key: u64,
+    answered: bool,
+    amd: Option<Verdict>,
+    conversation: Option<Conversation>,
+    recording: Option<PathBuf>,
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn to_store_next(n: schedule::Next) -> store::Next {
+    match n {
+        schedule::Next::RetryAt(t) => store::Next::RetryAt(ms(t)),
+        schedule::Next::Done(_) => store::Next::Done,
+    }
+}
+
+fn seed_of(id: ContactId) -> u64 {
+    (id.0 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// The store task: executes requests one after another (SQLite has one writer anyway) and
+/// reports back; errors are reported, never fatal.
+async fn store_task(
+    store: Store,
+    cfg: Arc<RunnerConfig>,
+    mut rx: mpsc::UnboundedReceiver<StoreCmd>,
+    tx: mpsc::UnboundedSender<StoreEvent>,
+) {
+    let now_ms = || Utc::now().timestamp_millis();
+    let lease_ms = cfg.lease.as_millis() as i64;
+    let policy = cfg.policy.clone();
+    let retry = move |a: &InterruptedAttempt| {
+        to_store_next(policy.plan_next(
+            None,
+            &Outcome::from_key("interrupted"),
+            u32::try_from(a.attempts).unwrap_or(u32::MAX),
+            Utc::now(),
+            seed_of(a.contact_id),
+        ))
+    };
+    while let Some(cmd) = rx.recv().await {
+        let ev = match cmd {
+            StoreCmd::Claim(n) => match store
+                .claim_due(
+                    ClaimScope::Campaign(cfg.campaign),
+                    &cfg.node,
+                    now_ms(),
+                    n,
+                    lease_ms,
+                )
+                .await
+            {
+                Ok(v) => StoreEvent::Claimed(v),
+                Err(e) => {
+                    let _ = tx.send(StoreEvent::Claimed(Vec::new()));
+                    StoreEvent::Error(format!("claim: {e}"))
+                }
+            },
+            StoreCmd::Start(c) => {
+                match store
+                    .start_attempt(
+                        c.id,
+                        cfg.campaign,
+                        &cfg.node,
+                        Some(&cfg.trunk.cfg.name),
+                        now_ms(),
+                    )
+                    .await
+                {
+                    Ok(a) => StoreEvent::Started(c, a),
+                    Err(e) => {
+                        tracing::warn!(error = %e, contact = c.id.0, "attempt not started");
+                        StoreEvent::NotStarted
+                    }
+                }
+            }
+            StoreCmd::Finish(f) => {
+                let mut erased = false;
+                let mut consent = false;
+                match store.finish_attempt(f.attempt, f.end).await {
+                    Ok(r) => {
+                        if let Some(p) = r.erased_recording {
+                            let _ = std::fs::remove_file(p);
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(StoreEvent::Error(format!("finish attempt: {e}")));
+                    }
+                }
+                if let Some(c) = &f.consent
+                    && !f.opt_out
+                {
+                    match store.record_consent(f.contact, c, "phone").await {
+                        Ok(_) => consent = true,
+                        Err(e) => {
+                            let _ = tx.send(StoreEvent::Error(format!("consent: {e}")));
+                        }
+                    }
+                }
+                if f.opt_out {
+                    match store
+                        .suppress_and_erase(
+                            &EraseTarget::Contact(f.contact),
+                            &cfg.hmac_key,
+                            "phone",
+                            "opt-out during the call",
+                        )
+                        .await
+                    {
+                        Ok(r) => {
+                            for p in r.recordings {
+                                let _ = std::fs::remove_file(p);
+                            }
+                            erased = true;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(StoreEvent::Error(format!("erase: {e}")));
+                        }
+                    }
+                }
+                StoreEvent::Finished { erased, consent }
+            }
+            StoreCmd::Release(ids, at) => match store.release_contacts(&cfg.node, &ids, at).await {
+                Ok(_) => continue,
+                Err(e) => StoreEvent::Error(format!("release: {e}")),
+            },
+            StoreCmd::Renew(ids) => {
+                let until = now_ms() + lease_ms;
+                match store.renew_leases(&cfg.node, &ids, until).await {
+                    Ok(held) if held.len() == ids.len() => continue,
+                    Ok(held) => {
+                        let held: std::collections::HashSet<ContactId> = held.into_iter().collect();
+                        StoreEvent::Lost(ids.into_iter().filter(|i| !held.contains(i)).collect())
+                    }
+                    Err(e) => StoreEvent::Error(format!("renew leases: {e}")),
+                }
+            }
+            StoreCmd::Recover => {
+                match store.release_expired_leases(now_ms(), retry.clone()).await {
+                    Ok(v) => StoreEvent::Recovered(v.len() as u64),
+                    Err(e) => StoreEvent::Error(format!("recover leases: {e}")),
+                }
+            }
+            StoreCmd::Counts => match store.contact_counts(cfg.campaign).await {
+                Ok(c) => StoreEvent::Counts(c.pending + c.in_progress),
+                Err(e) => StoreEvent::Error(format!("counts: {e}")),
+            },
+        };
+        if tx.send(ev).is_err() {
+            return;
+        }
+    }
+}
+
+/// Run the campaign until stopped (or, with `stop_when_done`, until nothing is left to call).
+/// `on_progress` is called about four times a second.
+pub async fn run(
+    store: Store,
+    cfg: RunnerConfig,
+    mut control: watch::Receiver<Control>,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<Progress, RunnerError> {
+    let cfg = Arc::new(cfg);
+    // Recover what this node held when it last stopped (kill -9, power loss) before claiming.
+    {
+        let policy = cfg.policy.clone();
+        let recovered = store
+            .recover_node(&cfg.node, Utc::now().timestamp_millis(), move |a| {
+                to_store_next(policy.plan_next(
+                    None,
+                    &Outcome::from_key("interrupted"),
+                    u32::try_from(a.attempts).unwrap_or(u32::MAX),
+                    Utc::now(),
+                    seed_of(a.contact_id),
+                ))
+            })
+            .await?;
+        if !recovered.is_empty() {
+            tracing::info!(attempts = recovered.len(), "recovered interrupted attempts");
+        }
+    }
+    let mut driver = SipDriver::bind(DriverConfig {
+        transport: TransportConfig {
+            bind: cfg.bind,
+            channel_capacity: 16_384,
+            ..TransportConfig::default()
+        },
+        endpoint: EndpointConfig::default(),
+    })
+    .await
+    .map_err(|e| RunnerError::Bind(cfg.bind, e))?;
+    let local = driver
+        .local_addr_towards(&cfg.trunk.dest())
+        .await
+        .map_err(|e| RunnerError::Bind(cfg.bind, e))?;
+    let mut engine = MediaEngine::new(MediaConfig::new(local.ip()));
+    let mut clock = MediaClock::start(
+        Instant::now(),
+        Duration::from_millis(u64::from(media::FRAME_MS)),
+    )
+    .map_err(RunnerError::Clock)?;
+
+    let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let store_handle = tokio::spawn(store_task(store, Arc::clone(&cfg), cmd_rx, ev_tx));
+    let (asr_tx, mut asr_rx) = mpsc::unbounded_channel::<AsrDone>();
+
+    let started = Instant::now();
+    let mut progress = Progress {
+        pending: i64::MAX,
+        ..Progress::default()
+    };
+    let mut pacer = Pacer::new(cfg.cps, cfg.channels);
+    let mut ready: VecDeque<ClaimedContact> = VecDeque::new();
+    let mut claiming = false;
+    // After a claim that found nothing, wait a little before asking again.
+    let mut next_claim = started;
+    let mut last_claim_empty = false;
+    let mut starting: usize = 0;
+    let mut live: HashMap<CallHandle, Live> = HashMap::new();
+    let mut by_media: HashMap<MediaHandle, CallHandle> = HashMap::new();
+    let mut by_key: HashMap<u64, CallHandle> = HashMap::new();
+    let mut next_key: u64 = 1;
+    let mut finishing: u64 = 0;
+    let mut state = *control.borrow();
+    let mut last_progress = started;
+    let mut last_renew = started;
+    let mut last_recover = started;
+    let mut last_counts = started - Duration::from_secs(10);
+    let mut todo: Vec<(CallHandle, Actions)> = Vec::new();
+    let timers = TimerConfig::default();
+    let _ = cmd_tx.send(StoreCmd::Counts);
+
+    loop {
+        tokio::select! {
+            ev = driver.next_event() => {
+                let now = Instant::now();
+                let (h, ev) = match ev {
+                    Some(DriverEvent::Call(h, ev)) => (h, ev),
+                    Some(DriverEvent::Agent(..)) => continue,
+                    None => return Err(RunnerError::Transport),
+                };
+                match ev {
+                    CallEvent::Answered { media: neg, .. } => {
+                        let Some(l) = live.get_mut(&h) else { continue };
+                        l.answered = true;
+                        progress.answered += 1;
+                        driver.hangup_at(h, now + cfg.script.script.max_duration() + Duration::from_secs(30));
+                        if let Some(neg) = neg {
+                            let mut p = MediaParams::new(
+                                crate::media::codec_from_sdp(neg.codec),
+                                neg.telephone_event_pt,
+                                neg.remote_rtp,
+                                seed_of(l.contact.id) ^ l.key,
+                            );
+                            p.direction = crate::media::direction_from_sdp(neg.direction);
+                            p.amd = Some(AmdConfig::default());
+                            p.vad = Some(media::vad::VadConfig::endpointing());
+                            p.record = l.recording.is_some();
+                            engine.start(l.media, now, p, l.recording.clone());
+                        }
+                        let (c, a) = Conversation::start(
+                            Arc::clone(&cfg.script),
+                            now,
+                            asr_tx.clone(),
+                            l.key,
+                            format!("{}-{}", cfg.node, l.attempt.0),
+                            engine.media_mut(l.media),
+                        );
+                        l.conversation = Some(c);
+                        todo.push((h, a));
+                    }
+                    CallEvent::ReferProgress { done: true, .. } => {
+                        let _ = driver.hangup(h).await;
+                    }
+                    CallEvent::Ended(report) => {
+                        let Some(mut l) = live.remove(&h) else { continue };
+                        pacer.release();
+                        by_media.remove(&l.media);
+                        by_key.remove(&l.key);
+                        if let Some(c) = l.conversation.as_mut()
+                            && !c.is_finished()
+                        {
+                            c.on_hangup(now);
+                        }
+                        let _ = engine.release(l.media);
+                        let f = finish(&cfg, &l, &report, &mut progress);
+                        finishing += 1;
+                        let _ = cmd_tx.send(StoreCmd::Finish(Box::new(f)));
+                    }
+                    _ => {}
+                }
+            }
+            tick = clock.tick() => {
+                let now = Instant::now();
+                engine.tick_scheduled(tick, now);
+                while let Some((mh, ev)) = engine.poll_event() {
+                    let Some(&h) = by_media.get(&mh) else { continue };
+                    let Some(l) = live.get_mut(&h) else { continue };
+                    if let MediaEvent::Amd(d) = &ev {
+                        l.amd = Some(d.verdict);
+                    }
+                    if let Some(c) = l.conversation.as_mut() {
+                        todo.push((h, c.on_media_event(now, &ev, engine.media_mut(mh))));
+                    }
+                }
+                for (&h, l) in live.iter_mut() {
+                    if let Some(c) = l.conversation.as_mut()
+                        && c.poll_timeout().is_some_and(|t| t <= now)
+                    {
+                        todo.push((h, c.handle_timeout(now, engine.media_mut(l.media))));
+                    }
+                }
+                for (h, a) in todo.drain(..) {
+                    apply(&mut driver, h, a).await;
+                }
+                // New calls, as the pacer allows.
+                if state == Control::Run {
+                    let want = (cfg.cps * 2.0).ceil() as usize + 4;
+                    if ready.len() < want && !claiming && now >= next_claim {
+                        claiming = true;
+                        let _ = cmd_tx.send(StoreCmd::Claim((want * 2).min(500) as u32));
+                    }
+                    let nowc = Utc::now();
+                    while !ready.is_empty() && pacer.try_acquire(now) {
+                        let Some(c) = ready.pop_front() else { break };
+                        match cfg.policy.decide(&contact_state(&c), nowc) {
+                            Decision::CallNow => {
+                                starting += 1;
+                                let _ = cmd_tx.send(StoreCmd::Start(Box::new(c)));
+                            }
+                            Decision::NotBefore(t, _) => {
+                                pacer.release();
+                                let _ = cmd_tx.send(StoreCmd::Release(vec![c.id], Some(ms(t))));
+                            }
+                            Decision::Done(_) => {
+                                pacer.release();
+                                // Due again only far ahead; the operator sees it as pending.
+                                let later = ms(nowc) + 86_400_000;
+                                let _ = cmd_tx.send(StoreCmd::Release(vec![c.id], Some(later)));
+                            }
+                        }
+                    }
+                }
+                if state == Control::Stop && !ready.is_empty() {
+                    let ids = ready.drain(..).map(|c| c.id).collect();
+                    let _ = cmd_tx.send(StoreCmd::Release(ids, None));
+                }
+                // Leases: renew what we hold; recover what dead nodes held.
+                if now - last_renew >= cfg.lease / 3 {
+                    last_renew = now;
+                    let ids: Vec<ContactId> = live
+                        .values()
+                        .map(|l| l.contact.id)
+                        .chain(ready.iter().map(|c| c.id))
+                        .collect();
+                    if !ids.is_empty() {
+                        let _ = cmd_tx.send(StoreCmd::Renew(ids));
+                    }
+                }
+                if now - last_recover >= Duration::from_secs(5) {
+                    last_recover = now;
+                    let _ = cmd_tx.send(StoreCmd::Recover);
+                }
+                if now - last_counts >= Duration::from_secs(1) {
+                    last_counts = now;
+                    let _ = cmd_tx.send(StoreCmd::Counts);
+                }
+                progress.live = live.len();
+                progress.elapsed = started.elapsed();
+                if now - last_progress >= Duration::from_millis(250) {
+                    last_progress = now;
+                    on_progress(&progress);
+                }
+                let idle = live.is_empty() && starting == 0 && finishing == 0;
+                if idle && state == Control::Stop {
+                    break;
+                }
+                if idle
+                    && cfg.stop_when_done
+                    && ready.is_empty()
+                    && last_claim_empty
+                    && progress.pending == 0
+                {
+                    break;
+                }
+            }
+            Some(ev) = ev_rx.recv() => {
+                match ev {
+                    StoreEvent::Claimed(v) => {
+                        claiming = false;
+                        last_claim_empty = v.is_empty();
+                        if v.is_empty() {
+                            next_claim = Instant::now() + Duration::from_millis(500);
+                        }
+                        if state == Control::Stop {
+                            let ids = v.iter().map(|c| c.id).collect();
+                            let _ = cmd_tx.send(StoreCmd::Release(ids, None));
+                        } else {
+                            ready.extend(v);
+                        }
+                    }
+                    StoreEvent::Started(c, attempt) => {
+                        starting -= 1;
+                        if state == Control::Stop {
+                            // Written but not dialled: close it as failed at once.
+                            pacer.release();
+                            let end = AttemptEnd {
+                                now_ms: Utc::now().timestamp_millis(),
+                                outcome: "failed".into(),
+                                sip_status: None,
+                                result: None,
+                                next: store::Next::RetryAt(Utc::now().timestamp_millis()),
+                            };
+                            finishing += 1;
+                            let _ = cmd_tx.send(StoreCmd::Finish(Box::new(Finish {
+                                attempt, contact: c.id, end, opt_out: false, consent: None,
+                            })));
+                            continue;
+                        }
+                        match dial(&cfg, &mut driver, &mut engine, local, timers, *c, attempt, next_key).await {
+                            Ok((h, l)) => {
+                                progress.placed += 1;
+                                by_media.insert(l.media, h);
+                                by_key.insert(l.key, h);
+                                live.insert(h, l);
+                                next_key += 1;
+                            }
+                            Err((c, e)) => {
+                                tracing::warn!(error = %e, "cannot place the call");
+                                pacer.release();
+                                let end = AttemptEnd {
+                                    now_ms: Utc::now().timestamp_millis(),
+                                    outcome: "failed".into(),
+                                    sip_status: None,
+                                    result: None,
+                                    next: store::Next::RetryAt(Utc::now().timestamp_millis() + 60_000),
+                                };
+                                finishing += 1;
+                                let _ = cmd_tx.send(StoreCmd::Finish(Box::new(Finish {
+                                    attempt, contact: c.id, end, opt_out: false, consent: None,
+                                })));
+                            }
+                        }
+                    }
+                    StoreEvent::NotStarted => {
+                        starting -= 1;
+                        pacer.release();
+                    }
+                    StoreEvent::Finished { erased, consent } => {
+                        finishing -= 1;
+                        progress.finished += 1;
+                        progress.opt_outs += u64::from(erased);
+                        progress.consents += u64::from(consent);
+                    }
+                    StoreEvent::Lost(ids) => {
+                        // Another node took them (our lease lapsed): do not dial those.
+                        ready.retain(|c| !ids.contains(&c.id));
+                    }
+                    StoreEvent::Recovered(n) => progress.interrupted_recovered += n,
+                    StoreEvent::Counts(n) => progress.pending = n,
+                    StoreEvent::Error(e) => {
+                        progress.store_errors += 1;
+                        tracing::warn!(error = %e, "store");
+                    }
+                }
+            }
+            Some(done) = asr_rx.recv() => {
+                let now = Instant::now();
+                if let Some(&h) = by_key.get(&done.key)
+                    && let Some(l) = live.get_mut(&h)
+                    && let Some(c) = l.conversation.as_mut()
+                {
+                    let a = c.on_asr(now, done, engine.media_mut(l.media));
+                    apply(&mut driver, h, a).await;
+                }
+            }
+            changed = control.changed() => {
+                if changed.is_err() {
+                    state = Control::Stop;
+                } else {
+                    state = *control.borrow_and_update();
+                }
+                tracing::info!(?state, "campaign control");
+            }
+        }
+    }
+    driver.linger(Duration::from_millis(500)).await;
+    engine.shutdown();
+    drop(cmd_tx);
+    let _ = store_handle.await;
+    progress.live = 0;
+    progress.elapsed = started.elapsed();
+    on_progress(&progress);
+    Ok(progress)
+}
+
+fn contact_state(c: &ClaimedContact) -> schedule::ContactState {
+    schedule::ContactState {
+        tz: c.timezone.as_deref().and_then(|t| t.parse().ok()),
+        attempts: u32::try_from(c.attempts).unwrap_or(u32::MAX),
+        attempts_today: 0,
+        cross_campaign_attempts: 0,
+        cross_campaign_oldest: None,
+        // The retry delay was applied when the last attempt ended (next_attempt_at).
+        last_attempt_at: None,
+        last_outcome: None,
+        seed: seed_of(c.id),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn dial(
+    cfg: &RunnerConfig,
+    driver: &mut SipDriver,
+    engine: &mut MediaEngine,
+    local: SocketAddr,
+    timers: TimerConfig,
+    c: ClaimedContact,
+    attempt: AttemptId,
+    key: u64,
+) -> Result<(CallHandle, Live), (ClaimedContact, std::io::Error)> {
+    let (mh, rtp) = match engine.allocate() {
+        Ok(x) => x,
+        Err(e) => return Err((c, e)),
+    };
+    let number = c.phone_e164.clone();
+    let req = CallRequest {
+        number,
+        from: None,
+        ring_timeout: cfg.ring_timeout,
+        media: Some(sip::sdp::LocalMedia::new(
+            rtp.ip(),
+            rtp.port(),
+            seed_of(c.id) ^ key,
+        )),
+        session_expires: None,
+    };
+    let call_cfg = cfg.trunk.call_config(&req, local, timers);
+    let h = driver.place_call(call_cfg).await;
+    let recording = cfg
+        .record_dir
+        .as_ref()
+        .filter(|_| cfg.script.script.record())
+        .map(|d| d.join(format!("{}.wav", attempt.0)));
+    Ok((
+        h,
+        Live {
+            contact: c,
+            attempt,
+            media: mh,
+            key,
+            answered: false,
+            amd: None,
+            conversation: None,
+            recording,
+        },
+    ))
+}
+
+/// The attempt's end and result from how the call went.
+fn finish(
+    cfg: &RunnerConfig,
+    l: &Live,
+    report: &sip::CallReport,
+    progress: &mut Progress,
+) -> Finish {
+    let now = Utc::now();
+    let dialogue = l.conversation.as_ref().and_then(|c| c.result());
+    let category = dialogue.and_then(|d| d.category.clone());
+    // The system outcome: what the SIP layer saw, refined by AMD for answered calls.
+    let outcome = match report.outcome {
+        SipOutcome::Answered if category.is_none() && l.amd == Some(Verdict::Machine) => {
+            "voicemail".to_owned()
+        }
+        SipOutcome::Answered if category.is_none() => "no_input".to_owned(),
+        o => o.as_str().to_owned(),
+    };
+    // The retry policy keys on the answer when there is one, else on the outcome.
+    let key = category.clone().unwrap_or_else(|| outcome.clone());
+    let next = cfg.policy.plan_next(
+        l.contact.timezone.as_deref().and_then(|t| t.parse().ok()),
+        &Outcome::from_key(&key),
+        u32::try_from(l.contact.attempts + 1).unwrap_or(u32::MAX),
+        now,
+        seed_of(l.contact.id),
+    );
+    let opt_out = category.as_deref() == Some("opt_out");
+    *progress.by_outcome.entry(outcome.clone()).or_default() += 1;
+    if let Some(c) = &category {
+        *progress.by_category.entry(c.clone()).or_default() += 1;
+    }
+    if let Some(d) = report.duration {
+        progress.talk += d;
+    }
+    let consent = dialogue
+        .and_then(|d| d.consent)
+        .filter(|&yes| yes)
+        .map(|_| NewConsent {
+            source: ConsentSource::PhoneCall,
+            given_at_ms: ms(now),
+            text_version: cfg.script.script.version_id().to_owned(),
+            evidence: l.recording.as_ref().map(|p| p.display().to_string()),
+        });
+    let result = NewResult {
+        category,
+        outcome: outcome.clone(),
+        dtmf: dialogue.map(|d| d.dtmf.clone()).filter(|d| !d.is_empty()),
+        transcript: dialogue.and_then(|d| d.transcript.clone()),
+        follow_up: dialogue.and_then(|d| d.follow_up.clone()),
+        confidence: dialogue.and_then(|d| d.confidence).map(f64::from),
+        amd: l.amd.map(|v| v.to_string()),
+        sip_status: report.sip_status.map(i64::from),
+        setup_ms: report.setup.map(|d| d.as_millis() as i64),
+        duration_ms: report.duration.map(|d| d.as_millis() as i64),
+        script_version: dialogue.map(|d| d.script_version.clone()),
+        recording_path: l
+            .recording
+            .as_ref()
+            .filter(|_| l.answered)
+            .map(|p| p.display().to_string()),
+        details: None,
+    };
+    Finish {
+        attempt: l.attempt,
+        contact: l.contact.id,
+        end: AttemptEnd {
+            now_ms: ms(now),
+            outcome,
+            sip_status: report.sip_status.map(i64::from),
+            result: Some(result),
+            next: if opt_out {
+                store::Next::Done
+            } else {
+                to_store_next(next)
+            },
+        },
+        opt_out,
+        consent,
+    }
+}
+
+/// Carry out what a call's script asked for.
+async fn apply(driver: &mut SipDriver, h: CallHandle, a: Actions) {
+    if let Some(target) = a.transfer {
+        if driver.refer(h, &target).await.is_err() {
+            let _ = driver.hangup(h).await;
+        }
+    } else if a.hangup {
+        let _ = driver.hangup(h).await;
+    }
+}
