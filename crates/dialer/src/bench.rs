@@ -294,6 +294,20 @@ impl ProcSample {
     }
 }
 
+/// Busy and total jiffies of the whole machine (all CPUs), from /proc/stat.
+fn machine_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().sum();
+    // idle + iowait are not busy.
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
+}
+
 fn clock_ticks() -> f64 {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
         Ok(Some(n)) if n > 0 => n as f64,
@@ -381,6 +395,9 @@ struct Report {
     ours: Usage,
     sim: Option<Usage>,
     sim_summary: Option<serde_json::Value>,
+    /// Share of the whole machine busy during the run (all CPUs, kernel softirq included).
+    machine_busy: Option<f64>,
+    cpus: usize,
     /// Scripted calls: results by category, and the recogniser's round trip per utterance.
     categories: Vec<(String, u64)>,
     asr_ms: Option<Histogram<u64>>,
@@ -483,6 +500,8 @@ impl Report {
             })),
             "asr_failures": self.asr_failures,
             "wall_s": round3(self.wall.as_secs_f64()),
+            "machine_busy": self.machine_busy.map(round3),
+            "cpus": self.cpus,
         })
         .to_string()
     }
@@ -568,6 +587,14 @@ impl Report {
         if let Some(u) = &self.sim {
             side("simulator", u);
         }
+        if let Some(b) = self.machine_busy {
+            let _ = writeln!(
+                s,
+                "  machine         {:.0}% busy over the run ({} CPUs; kernel work on other threads included)",
+                b * 100.0,
+                self.cpus
+            );
+        }
         if !self.categories.is_empty() {
             let _ = writeln!(s, "  categories      {:?}", self.categories);
         }
@@ -645,6 +672,7 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
         u.peak_rss_kib = s.rss_kib;
     }
 
+    let machine0 = machine_jiffies();
     let started = Instant::now();
     let dial_until = started + plan.duration;
     let hard_stop = dial_until + plan.call_len + HARD_STOP_GRACE;
@@ -880,6 +908,10 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
         eprintln!();
     }
     let wall = started.elapsed();
+    let machine_busy = match (machine0, machine_jiffies()) {
+        (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => Some((b1 - b0) as f64 / (t1 - t0) as f64),
+        _ => None,
+    };
     ours.end = ProcSample::read(&self_pid).unwrap_or(ours.start);
     if let (Some(u), Some(s)) = (theirs.as_mut(), sample(&sim_pid)) {
         u.end = s;
@@ -916,6 +948,8 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
         ours,
         sim: theirs,
         sim_summary: None,
+        machine_busy,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         categories: {
             let mut v: Vec<(String, u64)> = categories.into_iter().collect();
             v.sort();

@@ -41,6 +41,9 @@ pub fn direction_from_sdp(d: sip::sdp::Direction) -> media::session::Direction {
     }
 }
 
+/// RTCP sockets are read once every this many ticks (500 ms): reports come every ~5 s.
+const RTCP_POLL_TICKS: u64 = 25;
+
 /// Identifies a call's media inside one engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MediaHandle(pub u64);
@@ -104,9 +107,10 @@ impl SendTiming {
 
 #[derive(Debug)]
 struct Slot {
-    socket: tokio::net::UdpSocket,
-    /// RTCP on the next (odd) port.
-    rtcp: tokio::net::UdpSocket,
+    /// Non-blocking, not registered with the reactor (see [`crate::udp`]).
+    socket: std::net::UdpSocket,
+    /// RTCP on the next (odd) port; read every [`RTCP_POLL_TICKS`] ticks.
+    rtcp: std::net::UdpSocket,
     local: SocketAddr,
     media: Option<CallMedia>,
     recording: bool,
@@ -182,7 +186,6 @@ impl MediaEngine {
     }
 
     /// Bind an RTP socket for a new call (before the offer is sent: its address goes in SDP).
-    /// Must run inside the tokio runtime.
     pub fn allocate(&mut self) -> io::Result<(MediaHandle, SocketAddr)> {
         let span = u32::from(self.cfg.port_max.saturating_sub(self.cfg.port_min)) / 2 + 1;
         for _ in 0..span {
@@ -209,8 +212,7 @@ impl MediaEngine {
             };
             std_socket.set_nonblocking(true)?;
             std_rtcp.set_nonblocking(true)?;
-            let socket = tokio::net::UdpSocket::from_std(std_socket)?;
-            let rtcp = tokio::net::UdpSocket::from_std(std_rtcp)?;
+            let (socket, rtcp) = (std_socket, std_rtcp);
             let local = socket.local_addr()?;
             let h = MediaHandle(self.next_id);
             self.next_id += 1;
@@ -306,6 +308,7 @@ impl MediaEngine {
             .max(1);
         let mut headers = Headers::new();
         let mut blocks: Vec<(MediaHandle, Block)> = Vec::new();
+        let tick = self.stats.ticks;
         for (&h, slot) in &mut self.slots {
             // Everything waiting, in as few system calls as batches: stop after a short read
             // (the socket is most likely empty; the next tick finds out).
@@ -329,7 +332,7 @@ impl MediaEngine {
                 continue;
             };
             if let Some(n) = media.tick(now, &mut self.out[..]) {
-                match slot.socket.try_send_to(&self.out[..n], media.remote()) {
+                match slot.socket.send_to(&self.out[..n], media.remote()) {
                     Ok(_) => {
                         self.stats.packets_sent += 1;
                         if let Some(t) = self.timing.as_mut() {
@@ -347,14 +350,18 @@ impl MediaEngine {
                     Err(_) => self.stats.send_errors += 1,
                 }
             }
-            for _ in 0..self.cfg.max_reads_per_tick {
-                match slot.rtcp.try_recv_from(&mut self.buf[..]) {
-                    Ok((n, _)) => media.receive_rtcp(now, ntp, &self.buf[..n]),
-                    Err(_) => break,
+            // RTCP comes every few seconds: each call's RTCP socket is read on one tick in
+            // RTCP_POLL_TICKS (spread over calls by port), not on every tick.
+            if (tick + u64::from(slot.local.port() / 2)) % RTCP_POLL_TICKS == 0 {
+                for _ in 0..self.cfg.max_reads_per_tick {
+                    match slot.rtcp.recv_from(&mut self.buf[..]) {
+                        Ok((n, _)) => media.receive_rtcp(now, ntp, &self.buf[..n]),
+                        Err(_) => break,
+                    }
                 }
             }
             if let Some(n) = media.poll_rtcp(now, ntp, &self.cname, &mut self.out[..]) {
-                let _ = slot.rtcp.try_send_to(&self.out[..n], media.rtcp_remote());
+                let _ = slot.rtcp.send_to(&self.out[..n], media.rtcp_remote());
             }
             while let Some(ev) = media.poll_event() {
                 self.events.push_back((h, ev));

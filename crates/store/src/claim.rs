@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use crate::contacts::parse_attributes;
 use crate::{
     AttemptId, Backend, CampaignId, ClaimScope, ClaimedContact, ContactId, InterruptedAttempt,
-    Next, Result, Store, StoreError, placeholders,
+    Next, Result, Store, StoreError,
 };
 
 const IDS_PER_STATEMENT: usize = 1000;
@@ -185,12 +185,17 @@ impl Store {
         let mut held = Vec::with_capacity(ids.len());
         let _guard = self.write_guard().await;
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE contacts SET lease_until = $1 \
-                 WHERE state = 'in_progress' AND lease_owner = $2 AND id IN ({}) RETURNING id",
-                placeholders(3, chunk.len())
-            );
-            let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(until_ms).bind(node);
+            let mut sql = self.sql();
+            sql.push("UPDATE contacts SET lease_until = ")
+                .param()
+                .push(" WHERE state = 'in_progress' AND lease_owner = ")
+                .param()
+                .push(" AND id IN (")
+                .params(chunk.len())
+                .push(") RETURNING id");
+            let mut q = sqlx::query_scalar::<_, i64>(sql.as_str())
+                .bind(until_ms)
+                .bind(node);
             for id in chunk {
                 q = q.bind(id.0);
             }
@@ -211,13 +216,20 @@ impl Store {
         let mut released = 0;
         let _guard = self.write_guard().await;
         for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let sql = format!(
+            let mut sql = self.sql();
+            sql.push(
                 "UPDATE contacts SET state = 'pending', lease_owner = NULL, lease_until = NULL, \
-                 next_attempt_at = COALESCE($1, next_attempt_at), updated_at = $2 \
-                 WHERE state = 'in_progress' AND lease_owner = $3 AND id IN ({})",
-                placeholders(4, chunk.len())
-            );
-            let mut q = sqlx::query(&sql)
+                 next_attempt_at = COALESCE(",
+            )
+            .param()
+            .push(", next_attempt_at), updated_at = ")
+            .param()
+            .push(" WHERE state = 'in_progress' AND lease_owner = ")
+            .param()
+            .push(" AND id IN (")
+            .params(chunk.len())
+            .push(")");
+            let mut q = sqlx::query(sql.as_str())
                 .bind(next_attempt_at_ms)
                 .bind(crate::wall_ms())
                 .bind(node);
@@ -306,13 +318,15 @@ impl Store {
         let mut with_attempt = std::collections::HashSet::new();
         let attempts_of: std::collections::HashMap<i64, i64> = contacts.iter().copied().collect();
         for chunk in contacts.chunks(IDS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE attempts SET state = 'interrupted', outcome = 'interrupted', ended_at = $1 \
-                 WHERE state = 'dialling' AND contact_id IN ({}) \
-                 RETURNING id, contact_id, campaign_id, node, trunk, started_at",
-                placeholders(2, chunk.len())
-            );
-            let mut q = sqlx::query(&sql).bind(now_ms);
+            let mut sql = self.sql();
+            sql.push(
+                "UPDATE attempts SET state = 'interrupted', outcome = 'interrupted', ended_at = ",
+            )
+            .param()
+            .push(" WHERE state = 'dialling' AND contact_id IN (")
+            .params(chunk.len())
+            .push(") RETURNING id, contact_id, campaign_id, node, trunk, started_at");
+            let mut q = sqlx::query(sql.as_str()).bind(now_ms);
             for (id, _) in chunk {
                 q = q.bind(*id);
             }
@@ -357,12 +371,16 @@ impl Store {
             .filter(|id| !with_attempt.contains(id))
             .collect();
         for chunk in plain.chunks(IDS_PER_STATEMENT) {
-            let sql = format!(
+            let mut sql = self.sql();
+            sql.push(
                 "UPDATE contacts SET state = 'pending', lease_owner = NULL, lease_until = NULL, \
-                 updated_at = $1 WHERE state = 'in_progress' AND id IN ({})",
-                placeholders(2, chunk.len())
-            );
-            let mut q = sqlx::query(&sql).bind(now_ms);
+                 updated_at = ",
+            )
+            .param()
+            .push(" WHERE state = 'in_progress' AND id IN (")
+            .params(chunk.len())
+            .push(")");
+            let mut q = sqlx::query(sql.as_str()).bind(now_ms);
             for id in chunk {
                 q = q.bind(*id);
             }

@@ -10,8 +10,7 @@ use crate::contacts::check_e164;
 use crate::hmac::phone_hmac;
 use crate::{
     AuditAction, AuditEntry, AuditFilter, CampaignId, Consent, ContactId, EraseTarget,
-    ErasureReport, NewConsent, Recording, Result, ResultId, Store, StoreError, placeholders,
-    wall_ms,
+    ErasureReport, NewConsent, Recording, Result, ResultId, Store, StoreError, wall_ms,
 };
 
 const IDS_PER_STATEMENT: usize = 1000;
@@ -158,12 +157,14 @@ impl Store {
         let mut recordings: Vec<PathBuf> = Vec::new();
         let mut results_erased = 0u64;
         for chunk in all_ids.chunks(IDS_PER_STATEMENT) {
-            let list = placeholders(1, chunk.len());
-            let sql = format!(
+            let mut sql = self.sql();
+            sql.push(
                 "SELECT recording_path FROM results WHERE recording_path IS NOT NULL \
-                 AND contact_id IN ({list})"
-            );
-            let mut q = sqlx::query_scalar::<_, String>(&sql);
+                 AND contact_id IN (",
+            )
+            .params(chunk.len())
+            .push(")");
+            let mut q = sqlx::query_scalar::<_, String>(sql.as_str());
             for id in chunk {
                 q = q.bind(*id);
             }
@@ -173,13 +174,17 @@ impl Store {
                     .into_iter()
                     .map(PathBuf::from),
             );
-            let sql = format!(
+            let mut sql = self.sql();
+            sql.push(
                 "UPDATE results SET dtmf = NULL, transcript = NULL, follow_up = NULL, \
-                 details = NULL, recording_path = NULL WHERE contact_id IN ({list}) \
-                 AND (dtmf IS NOT NULL OR transcript IS NOT NULL OR follow_up IS NOT NULL \
-                      OR details IS NOT NULL OR recording_path IS NOT NULL)"
+                 details = NULL, recording_path = NULL WHERE contact_id IN (",
+            )
+            .params(chunk.len())
+            .push(
+                ") AND (dtmf IS NOT NULL OR transcript IS NOT NULL OR follow_up IS NOT NULL \
+                 OR details IS NOT NULL OR recording_path IS NOT NULL)",
             );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(sql.as_str());
             for id in chunk {
                 q = q.bind(*id);
             }

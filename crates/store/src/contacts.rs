@@ -9,13 +9,13 @@ use crate::campaigns::parse_enum;
 use crate::hmac::PhoneHasher;
 use crate::{
     AuditAction, Backend, CampaignId, Contact, ContactCounts, ContactId, ContactState,
-    InsertReport, NewConsent, NewContact, Result, Store, StoreError, placeholders, wall_ms,
+    InsertReport, NewConsent, NewContact, Result, Store, StoreError, wall_ms,
 };
 
-/// Contacts per multi-row INSERT (7 parameters each, well under SQLite's 32,766 and
+/// Contacts per multi-row INSERT (11 parameters each, under SQLite's 32,766 and
 /// PostgreSQL's 65,535 parameter limits).
 const ROWS_PER_STATEMENT: usize = 1000;
-/// Consents per multi-row INSERT (6 parameters each).
+/// Consents per multi-row INSERT (8 parameters each).
 const CONSENTS_PER_STATEMENT: usize = 1000;
 
 pub(crate) const CONTACT_COLUMNS: &str = "id, campaign_id, phone_e164, phone_hmac, name, \
@@ -155,10 +155,9 @@ impl Store {
             .iter()
             .map(|c| hasher.hash(&c.phone_e164))
             .collect();
-        let now = wall_ms();
 
-        let __t = std::time::Instant::now();
         let mut w = self.write_tx().await?;
+        let now = self.unique_now();
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM campaigns WHERE id = $1")
             .bind(campaign.0)
             .fetch_optional(&mut *w.tx)
@@ -173,18 +172,17 @@ impl Store {
         // Suppression list.
         let mut suppressed: HashSet<String> = HashSet::new();
         for chunk in hmacs.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT phone_hmac FROM suppression WHERE phone_hmac IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            let mut sql = self.sql();
+            sql.push("SELECT phone_hmac FROM suppression WHERE phone_hmac IN (")
+                .params(chunk.len())
+                .push(")");
+            let mut q = sqlx::query_scalar::<_, String>(sql.as_str());
             for h in chunk {
                 q = q.bind(h.as_str());
             }
             suppressed.extend(q.fetch_all(&mut *w.tx).await?);
         }
 
-        eprintln!("PROF supp {:?}", __t.elapsed());
         // Merge rows of the same number within this call.
         let mut pending: Vec<Pending<'_>> = Vec::with_capacity(contacts.len());
         let mut by_phone: HashMap<&str, usize> = HashMap::with_capacity(contacts.len());
@@ -209,46 +207,28 @@ impl Store {
             Backend::Sqlite => "json_patch(contacts.attributes, excluded.attributes)",
             Backend::Postgres => "(contacts.attributes::jsonb || excluded.attributes::jsonb)::text",
         };
+        // Whether the upsert inserted the row (1) or merged into an existing one (0).
+        // PostgreSQL: a freshly inserted tuple has no xmax. SQLite: `now` is unique per call
+        // (`Store::unique_now`, one writer), and a merge leaves `created_at` as it was.
+        let inserted = match self.backend {
+            Backend::Sqlite => "CASE WHEN created_at = updated_at THEN 1 ELSE 0 END",
+            Backend::Postgres => "CASE WHEN xmax = 0 THEN 1 ELSE 0 END",
+        };
         let mut consent_rows: Vec<(i64, &str, &NewConsent)> = Vec::new();
         for chunk in pending.chunks(ROWS_PER_STATEMENT) {
-            // Which numbers of this chunk already exist (for the merged count).
-            let sql = format!(
-                "SELECT COUNT(*) FROM contacts WHERE campaign_id = $1 AND phone_e164 IN ({})",
-                placeholders(2, chunk.len())
-            );
-            let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(campaign.0);
-            for p in chunk {
-                q = q.bind(p.phone);
-            }
-            let __c = std::time::Instant::now();
-            let existing = q.fetch_one(&mut *w.tx).await?;
-            eprintln!("PROF count {:?}", __c.elapsed());
-            report.merged += existing as u64;
-            report.inserted += chunk.len() as u64 - existing as u64;
-
-            let mut sql = String::with_capacity(200 + chunk.len() * 80);
-            sql.push_str(
+            let mut sql = self.sql();
+            sql.push(
                 "INSERT INTO contacts (campaign_id, next_attempt_at, created_at, updated_at, \
-                 state, attempts, priority, phone_e164, phone_hmac, name, timezone, language, \
-                 attributes, consent_at) VALUES ",
+                 phone_e164, phone_hmac, name, timezone, language, attributes, consent_at, \
+                 state, attempts, priority) VALUES ",
             );
             for i in 0..chunk.len() {
                 if i > 0 {
-                    sql.push_str(", ");
+                    sql.push(", ");
                 }
-                let b = 3 + i * 7;
-                sql.push_str(&format!(
-                    "($1, $2, $3, $3, 'pending', 0, 0, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7
-                ));
+                sql.push("(").params(11).push(", 'pending', 0, 0)");
             }
-            sql.push_str(&format!(
+            sql.push(&format!(
                 " ON CONFLICT (campaign_id, phone_e164) DO UPDATE SET \
                  name = COALESCE(excluded.name, contacts.name), \
                  timezone = COALESCE(excluded.timezone, contacts.timezone), \
@@ -259,13 +239,17 @@ impl Store {
                      WHEN contacts.consent_at IS NULL OR excluded.consent_at > contacts.consent_at \
                      THEN excluded.consent_at ELSE contacts.consent_at END, \
                  updated_at = excluded.updated_at \
-                 RETURNING id, phone_e164"
+                 RETURNING id, phone_e164, {inserted} AS inserted"
             ));
-            let mut q = sqlx::query(&sql).bind(campaign.0).bind(now).bind(now);
+            let mut q = sqlx::query(sql.as_str());
             for p in chunk {
                 let attributes = serde_json::to_string(&p.attributes)
                     .map_err(|e| StoreError::Invalid(format!("contact attributes: {e}")))?;
                 q = q
+                    .bind(campaign.0)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now)
                     .bind(p.phone)
                     .bind(p.hmac.as_str())
                     .bind(p.name)
@@ -274,9 +258,13 @@ impl Store {
                     .bind(attributes)
                     .bind(p.consent_at());
             }
-            let __c = std::time::Instant::now();
             let rows = q.fetch_all(&mut *w.tx).await?;
-            eprintln!("PROF upsert {:?}", __c.elapsed());
+            let mut fresh = 0u64;
+            for row in &rows {
+                fresh += row.try_get::<i64, _>("inserted")? as u64;
+            }
+            report.inserted += fresh;
+            report.merged += rows.len() as u64 - fresh;
             if chunk.iter().any(|p| !p.consents.is_empty()) {
                 let mut ids: HashMap<String, i64> = HashMap::with_capacity(rows.len());
                 for row in &rows {
@@ -292,29 +280,23 @@ impl Store {
         }
 
         for chunk in consent_rows.chunks(CONSENTS_PER_STATEMENT) {
-            let mut sql = String::from(
+            let mut sql = self.sql();
+            sql.push(
                 "INSERT INTO consents (campaign_id, created_at, contact_id, phone_hmac, source, \
                  given_at, text_version, evidence) VALUES ",
             );
             for i in 0..chunk.len() {
                 if i > 0 {
-                    sql.push_str(", ");
+                    sql.push(", ");
                 }
-                let b = 2 + i * 6;
-                sql.push_str(&format!(
-                    "($1, $2, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6
-                ));
+                sql.push("(").params(8).push(")");
             }
-            sql.push_str(" ON CONFLICT (contact_id, source, given_at, text_version) DO NOTHING");
-            let mut q = sqlx::query(&sql).bind(campaign.0).bind(now);
+            sql.push(" ON CONFLICT (contact_id, source, given_at, text_version) DO NOTHING");
+            let mut q = sqlx::query(sql.as_str());
             for (id, hmac, c) in chunk {
                 q = q
+                    .bind(campaign.0)
+                    .bind(now)
                     .bind(*id)
                     .bind(*hmac)
                     .bind(c.source.as_str())
@@ -340,9 +322,7 @@ impl Store {
             )
             .await?;
         }
-        eprintln!("PROF before-commit {:?}", __t.elapsed());
         w.commit().await?;
-        eprintln!("PROF total {:?}", __t.elapsed());
         tracing::debug!(
             campaign = campaign.0,
             inserted = report.inserted,
@@ -400,11 +380,15 @@ impl Store {
         let mut changed = 0;
         let _guard = self.write_guard().await;
         for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE contacts SET priority = $1, updated_at = $2 WHERE id IN ({})",
-                placeholders(3, chunk.len())
-            );
-            let mut q = sqlx::query(&sql).bind(priority).bind(wall_ms());
+            let mut sql = self.sql();
+            sql.push("UPDATE contacts SET priority = ")
+                .param()
+                .push(", updated_at = ")
+                .param()
+                .push(" WHERE id IN (")
+                .params(chunk.len())
+                .push(")");
+            let mut q = sqlx::query(sql.as_str()).bind(priority).bind(wall_ms());
             for id in chunk {
                 q = q.bind(id.0);
             }

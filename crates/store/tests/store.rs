@@ -681,7 +681,7 @@ async fn erase_leaves_no_trace(db: &TestDb) {
         .await
         .unwrap();
     store
-        .insert_contacts(c2, &[person.clone()], KEY)
+        .insert_contacts(c2, std::slice::from_ref(&person), KEY)
         .await
         .unwrap();
     let t0 = now_ms() + 1;
@@ -811,7 +811,7 @@ async fn erase_leaves_no_trace(db: &TestDb) {
     // The neighbour is untouched; the number cannot come back.
     assert!(store.find_contact(c1, &phone(9)).await.unwrap().is_some());
     let again = store
-        .insert_contacts(c1, &[person.clone()], KEY)
+        .insert_contacts(c1, std::slice::from_ref(&person), KEY)
         .await
         .unwrap();
     assert_eq!(again.suppressed, vec![0]);
