@@ -352,7 +352,7 @@ impl MediaEngine {
             }
             // RTCP comes every few seconds: each call's RTCP socket is read on one tick in
             // RTCP_POLL_TICKS (spread over calls by port), not on every tick.
-            if (tick + u64::from(slot.local.port() / 2)) % RTCP_POLL_TICKS == 0 {
+            if (tick + u64::from(slot.local.port() / 2)).is_multiple_of(RTCP_POLL_TICKS) {
                 for _ in 0..self.cfg.max_reads_per_tick {
                     match slot.rtcp.recv_from(&mut self.buf[..]) {
                         Ok((n, _)) => media.receive_rtcp(now, ntp, &self.buf[..n]),
