@@ -166,13 +166,7 @@ impl Plan {
         };
         let script = match &a.script {
             Some(path) => {
-                let lang =
-                    match &a.lang {
-                        Some(l) => Some(script::Lang::parse(l).ok_or_else(|| {
-                            format!("invalid --lang {l:?}: expected ru, uk or en")
-                        })?),
-                        None => None,
-                    };
+                let lang = crate::parse_lang(a.lang.as_deref())?;
                 let asr = match &a.asr {
                     Some(url) => Some(
                         engine::asr::AsrClient::new(engine::asr::AsrConfig {
@@ -822,7 +816,7 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
                     }
                 }
                 for (h, a) in todo.drain(..) {
-                    apply(&mut driver, h, a).await;
+                    engine::dialogue::apply(&mut driver, h, a).await;
                 }
                 live_integral += live_answered as f64 * (now - last_tick).as_secs_f64();
                 last_tick = now;
@@ -895,7 +889,7 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
                     && let Some(conv) = c.conversation.as_mut()
                 {
                     let a = conv.on_asr(now, done, engine.media_mut(c.media));
-                    apply(&mut driver, h, a).await;
+                    engine::dialogue::apply(&mut driver, h, a).await;
                 }
             }
             _ = tokio::signal::ctrl_c(), if !interrupted => {
@@ -958,17 +952,6 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
         asr_ms: (!asr_ms.is_empty()).then_some(asr_ms),
         asr_failures,
     })
-}
-
-/// Carry out what a call's script asked for.
-async fn apply(driver: &mut SipDriver, h: CallHandle, a: Actions) {
-    if let Some(target) = a.transfer {
-        if driver.refer(h, &target).await.is_err() {
-            let _ = driver.hangup(h).await;
-        }
-    } else if a.hangup {
-        let _ = driver.hangup(h).await;
-    }
 }
 
 fn start_media(

@@ -290,13 +290,7 @@ impl CallPlan {
         }
         let script = match &a.script {
             Some(path) => {
-                let lang =
-                    match &a.lang {
-                        Some(l) => Some(script::Lang::parse(l).ok_or_else(|| {
-                            format!("invalid --lang {l:?}: expected ru, uk or en")
-                        })?),
-                        None => None,
-                    };
+                let lang = parse_lang(a.lang.as_deref())?;
                 let asr = match &a.asr {
                     Some(url) => {
                         let mut cfg = engine::asr::AsrConfig::new(url.clone());
@@ -356,6 +350,14 @@ impl CallPlan {
             seed: a.seed.unwrap_or_else(random_seed),
         })
     }
+}
+
+/// `--lang`: ru, uk or en.
+pub(crate) fn parse_lang(lang: Option<&str>) -> Result<Option<script::Lang>, String> {
+    lang.map(|l| {
+        script::Lang::parse(l).ok_or_else(|| format!("invalid --lang {l:?}: expected ru, uk or en"))
+    })
+    .transpose()
 }
 
 fn valid_user_part(s: &str) -> bool {

@@ -470,7 +470,7 @@ pub async fn run(
                     }
                 }
                 for (h, a) in todo.drain(..) {
-                    apply(&mut driver, h, a).await;
+                    crate::dialogue::apply(&mut driver, h, a).await;
                 }
                 // New calls, as the pacer allows.
                 if state == Control::Run {
@@ -630,7 +630,7 @@ pub async fn run(
                     && let Some(c) = l.conversation.as_mut()
                 {
                     let a = c.on_asr(now, done, engine.media_mut(l.media));
-                    apply(&mut driver, h, a).await;
+                    crate::dialogue::apply(&mut driver, h, a).await;
                 }
             }
             changed = control.changed() => {
@@ -795,16 +795,5 @@ fn finish(
         },
         opt_out,
         consent,
-    }
-}
-
-/// Carry out what a call's script asked for.
-async fn apply(driver: &mut SipDriver, h: CallHandle, a: Actions) {
-    if let Some(target) = a.transfer {
-        if driver.refer(h, &target).await.is_err() {
-            let _ = driver.hangup(h).await;
-        }
-    } else if a.hangup {
-        let _ = driver.hangup(h).await;
     }
 }

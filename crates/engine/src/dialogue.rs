@@ -320,3 +320,14 @@ impl Conversation {
         actions
     }
 }
+
+/// Carry out what a call's script asked of the call: REFER (BYE if refused) or BYE.
+pub async fn apply(driver: &mut crate::driver::SipDriver, h: sip::CallHandle, a: Actions) {
+    if let Some(target) = a.transfer {
+        if driver.refer(h, &target).await.is_err() {
+            let _ = driver.hangup(h).await;
+        }
+    } else if a.hangup {
+        let _ = driver.hangup(h).await;
+    }
+}
