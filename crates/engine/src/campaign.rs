@@ -151,6 +151,8 @@ enum StoreEvent {
 
 /// One call in progress.
 struct Live {
+    /// The script version this call runs (a reload does not change it).
+    plan: Arc<ScriptPlan>,
     contact: ClaimedContact,
     attempt: AttemptId,
     media: MediaHandle,
@@ -387,6 +389,10 @@ pub async fn run(
     let mut last_counts = started - Duration::from_secs(10);
     let mut todo: Vec<(CallHandle, Actions)> = Vec::new();
     let timers = TimerConfig::default();
+    // The script new calls get; checked for edits every few seconds.
+    let mut plan: Arc<ScriptPlan> = Arc::clone(&cfg.script);
+    let mut last_reload_check = started;
+    let mut last_reload_error: Option<String> = None;
     let _ = cmd_tx.send(StoreCmd::Counts);
 
     loop {
@@ -403,7 +409,7 @@ pub async fn run(
                         let Some(l) = live.get_mut(&h) else { continue };
                         l.answered = true;
                         progress.answered += 1;
-                        driver.hangup_at(h, now + cfg.script.script.max_duration() + Duration::from_secs(30));
+                        driver.hangup_at(h, now + l.plan.script.max_duration() + Duration::from_secs(30));
                         if let Some(neg) = neg {
                             let mut p = MediaParams::new(
                                 crate::media::codec_from_sdp(neg.codec),
@@ -418,7 +424,7 @@ pub async fn run(
                             engine.start(l.media, now, p, l.recording.clone());
                         }
                         let (c, a) = Conversation::start(
-                            Arc::clone(&cfg.script),
+                            Arc::clone(&l.plan),
                             now,
                             asr_tx.clone(),
                             l.key,
@@ -520,6 +526,27 @@ pub async fn run(
                     last_recover = now;
                     let _ = cmd_tx.send(StoreCmd::Recover);
                 }
+                if now - last_reload_check >= Duration::from_secs(2) {
+                    last_reload_check = now;
+                    match plan.reload() {
+                        Ok(Some(p)) => {
+                            tracing::info!(
+                                from = %plan.script.version_id(),
+                                to = %p.script.version_id(),
+                                "script reloaded: new calls run the new version"
+                            );
+                            plan = Arc::new(p);
+                            last_reload_error = None;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            if last_reload_error.as_deref() != Some(e.as_str()) {
+                                tracing::warn!(error = %e, "edited script is invalid: keeping the running version");
+                                last_reload_error = Some(e);
+                            }
+                        }
+                    }
+                }
                 if now - last_counts >= Duration::from_secs(1) {
                     last_counts = now;
                     let _ = cmd_tx.send(StoreCmd::Counts);
@@ -576,7 +603,7 @@ pub async fn run(
                             })));
                             continue;
                         }
-                        match dial(&cfg, &mut driver, &mut engine, local, timers, *c, attempt, next_key).await {
+                        match dial(&cfg, &plan, &mut driver, &mut engine, local, timers, *c, attempt, next_key).await {
                             Ok((h, l)) => {
                                 progress.placed += 1;
                                 by_media.insert(l.media, h);
@@ -670,6 +697,7 @@ fn contact_state(c: &ClaimedContact) -> schedule::ContactState {
 #[allow(clippy::too_many_arguments)]
 async fn dial(
     cfg: &RunnerConfig,
+    plan: &Arc<ScriptPlan>,
     driver: &mut SipDriver,
     engine: &mut MediaEngine,
     local: SocketAddr,
@@ -699,11 +727,12 @@ async fn dial(
     let recording = cfg
         .record_dir
         .as_ref()
-        .filter(|_| cfg.script.script.record())
+        .filter(|_| plan.script.record())
         .map(|d| d.join(format!("{}.wav", attempt.0)));
     Ok((
         h,
         Live {
+            plan: Arc::clone(plan),
             contact: c,
             attempt,
             media: mh,
@@ -757,7 +786,7 @@ fn finish(
         .map(|_| NewConsent {
             source: ConsentSource::PhoneCall,
             given_at_ms: ms(now),
-            text_version: cfg.script.script.version_id().to_owned(),
+            text_version: l.plan.script.version_id().to_owned(),
             evidence: l.recording.as_ref().map(|p| p.display().to_string()),
         });
     let result = NewResult {

@@ -29,6 +29,15 @@ pub struct ScriptPlan {
     pub asr: Option<AsrClient>,
     /// What the script's `transfer target = "manager"` dials.
     pub manager_uri: Option<String>,
+    /// The language asked for (None: the script's default), for reloads.
+    requested_lang: Option<Lang>,
+    /// The script file's modification time and length when loaded (see [`ScriptPlan::reload`]).
+    stamp: Option<(std::time::SystemTime, u64)>,
+}
+
+fn file_stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 impl ScriptPlan {
@@ -39,11 +48,12 @@ impl ScriptPlan {
         asr: Option<AsrClient>,
         manager_uri: Option<String>,
     ) -> Result<ScriptPlan, String> {
+        let stamp = file_stamp(path);
         let script = Script::load(path).map_err(|e| format!("invalid --script:\n{e}"))?;
-        let lang = script.resolve_language(lang.unwrap_or(script.default_language()));
+        let resolved = script.resolve_language(lang.unwrap_or(script.default_language()));
         let mut prompts = HashMap::new();
         for (id, l, file) in script.prompt_files() {
-            if l != lang || prompts.contains_key(file) {
+            if l != resolved || prompts.contains_key(file) {
                 continue;
             }
             let p = Prompt::load(file)
@@ -54,11 +64,36 @@ impl ScriptPlan {
         Ok(ScriptPlan {
             script: Arc::new(script),
             classifier,
-            lang,
+            lang: resolved,
             prompts,
             asr,
             manager_uri,
+            requested_lang: lang,
+            stamp,
         })
+    }
+
+    /// The script file changed on disk (an operator edited it): the new version, loaded and
+    /// checked, for new calls — calls in progress keep the version they started with, and
+    /// their results record it. `Ok(None)` when the file is unchanged (same modification time
+    /// and length, or same content hash); `Err` when the new file is invalid (the caller keeps
+    /// the old version).
+    pub fn reload(&self) -> Result<Option<ScriptPlan>, String> {
+        let path = self.script.path().to_path_buf();
+        let stamp = file_stamp(&path);
+        if stamp.is_some() && stamp == self.stamp {
+            return Ok(None);
+        }
+        let new = ScriptPlan::load(
+            &path,
+            self.requested_lang,
+            self.asr.clone(),
+            self.manager_uri.clone(),
+        )?;
+        if new.script.version_id() == self.script.version_id() {
+            return Ok(None);
+        }
+        Ok(Some(new))
     }
 
     /// Phrase hints for the recogniser: the script's phrases in the call's language.
@@ -329,5 +364,61 @@ pub async fn apply(driver: &mut crate::driver::SipDriver, h: sip::CallHandle, a:
         }
     } else if a.hangup {
         let _ = driver.hangup(h).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            let dest = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy_dir(&e.path(), &dest);
+            } else {
+                std::fs::copy(e.path(), dest).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn an_edited_script_is_picked_up_and_a_broken_edit_is_refused() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let dir = std::env::temp_dir().join(format!("dialer-reload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        copy_dir(&repo.join("scripts"), &dir.join("scripts"));
+        copy_dir(&repo.join("prompts"), &dir.join("prompts"));
+        let path = dir.join("scripts/consent.toml");
+        let plan = ScriptPlan::load(&path, Some(Lang::En), None, None).unwrap();
+        assert_eq!(plan.lang, Lang::En);
+        assert!(plan.reload().unwrap().is_none(), "unchanged file");
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        let old_version = plan.script.version_id().to_owned();
+        let edited = text.replacen("version = \"", "version = \"9", 1);
+        assert_ne!(edited, text);
+        std::fs::write(&path, &edited).unwrap();
+        let new = plan.reload().unwrap().expect("the edit is seen");
+        assert_ne!(new.script.version_id(), old_version);
+        assert!(
+            new.script.version_id().starts_with('9'),
+            "{}",
+            new.script.version_id()
+        );
+        assert_eq!(new.lang, Lang::En, "the language asked for is kept");
+        // The running version is untouched.
+        assert_eq!(plan.script.version_id(), old_version);
+
+        std::fs::write(
+            &path,
+            format!("{edited}\n[nodes.broken]\ntype = \"nope\"\n"),
+        )
+        .unwrap();
+        let err = new.reload().unwrap_err();
+        assert!(err.contains("consent.toml"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
