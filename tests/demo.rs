@@ -1,38 +1,43 @@
-//! `dialer demo` end to end: the embedded SQLite store, the simulated crowd on loopback, a
-//! generated base, the default survey through the campaign runner, the report. Keys only
-//! (`--no-asr`), a small base, so it runs in about a minute.
+//! `dialer demo` end to end: the store (embedded SQLite, and the real PostgreSQL), the
+//! simulated crowd on loopback, a generated CSV base imported with its broken rows refused,
+//! the default survey through the campaign runner, the report. Keys only (`--no-asr`), a small
+//! base, so each run takes about a minute.
 
 mod common;
 use common::{Proc, RunDir};
 
 use std::time::Duration;
 
-#[test]
-fn demo_runs_a_whole_campaign_and_prints_the_segmented_report() {
-    let dir = RunDir::new("demo");
+/// Run the demo with 80 CSV rows (rows 50 and 75 are broken: 78 contacts); its report.
+fn run_demo(dir: &RunDir, store: Option<&str>) -> String {
     let data = dir.path("data");
-    let mut p = Proc::spawn(
-        &dir,
+    let mut args = vec![
         "demo",
-        &[
-            "demo",
-            "--contacts",
-            "80",
-            "--cps",
-            "20",
-            "--no-asr",
-            "--data",
-            data.to_str().expect("utf-8"),
-        ],
-    );
-    let status = p.wait_for(Duration::from_secs(240));
+        "--contacts",
+        "80",
+        "--cps",
+        "20",
+        "--no-asr",
+        "--data",
+        data.to_str().expect("utf-8"),
+    ];
+    if let Some(url) = store {
+        args.extend(["--store", url]);
+    }
+    let mut p = Proc::spawn(dir, "demo", &args);
+    let status = p.wait_for(Duration::from_secs(300));
     let out = p.stdout();
     assert!(
         status.is_some_and(|s| s.success()),
         "dialer demo ended with {status:?}\n{out}\n--- stderr:\n{}",
         p.stderr()
     );
-    assert!(out.contains("Campaign report (80 contacts"), "{out}");
+    assert!(
+        p.stderr().contains("80 CSV rows, 78 contacts"),
+        "{}",
+        p.stderr()
+    );
+    assert!(out.contains("Campaign report (78 contacts"), "{out}");
     // Every contact was worked to the end: nothing pending, nothing lost.
     assert!(
         out.contains(", 0 still pending; 0 attempts interrupted; 0 store errors"),
@@ -64,11 +69,53 @@ fn demo_runs_a_whole_campaign_and_prints_the_segmented_report() {
         .and_then(|n| n.parse::<u64>().ok())
         .expect("opt-outs line");
     assert_eq!(erased, opt_out_answers, "{out}");
+    out
+}
+
+#[test]
+fn demo_runs_a_whole_campaign_on_sqlite() {
+    let dir = RunDir::new("demo-sqlite");
+    run_demo(&dir, None);
     // One database file under --data.
-    let dbs = std::fs::read_dir(&data)
+    let dbs = std::fs::read_dir(dir.path("data"))
         .expect("data dir")
         .filter_map(Result::ok)
         .filter(|e| e.path().extension().is_some_and(|x| x == "db"))
         .count();
     assert_eq!(dbs, 1);
+}
+
+fn psql(sql: &str) {
+    let st = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-q",
+            "-c",
+            sql,
+        ])
+        .status()
+        .expect("psql (PostgreSQL runs on 127.0.0.1:5432 on these machines)");
+    assert!(
+        st.success(),
+        "psql {sql:?} failed: PostgreSQL must run on 127.0.0.1:5432"
+    );
+}
+
+#[test]
+fn demo_runs_a_whole_campaign_on_postgresql() {
+    let db = format!("dialer_t_demo_{}", std::process::id());
+    psql(&format!("DROP DATABASE IF EXISTS {db}"));
+    psql(&format!("CREATE DATABASE {db}"));
+    let dir = RunDir::new("demo-pg");
+    let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
+    let result = std::panic::catch_unwind(|| run_demo(&dir, Some(&url)));
+    psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
 }

@@ -19,7 +19,7 @@ use engine::campaign::{Control, Progress, RunnerConfig};
 use engine::dialogue::ScriptPlan;
 use engine::schedule::Policy;
 use engine::trunk::TrunkConfig;
-use store::{CampaignState, ConsentSource, NewCampaign, NewConsent, NewContact, Store};
+use store::{CampaignState, NewCampaign, NewContact, Store};
 
 use crate::children::{AsrServer, Personas, Simulator};
 
@@ -34,9 +34,13 @@ pub(crate) struct DemoArgs {
     /// Calls in progress at most.
     #[arg(long, default_value_t = 600)]
     channels: u32,
-    /// Where the demo's SQLite database goes (a new file per run).
+    /// Where the demo's SQLite database goes (a new file per run) and its recordings.
     #[arg(long, value_name = "DIR", default_value = "data/demo")]
     data: PathBuf,
+    /// Use this store instead of a new SQLite file, e.g. postgres://127.0.0.1/test (the demo
+    /// adds a new campaign to it).
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
     /// Do not start the speech recogniser even if it is set up (keys only).
     #[arg(long)]
     no_asr: bool,
@@ -69,6 +73,36 @@ no_input = "done"
 unclassified = "done"
 rejected = "done"
 "#;
+
+/// A CSV base as a CRM exports it: `rows` contacts with consent records, two rows in a
+/// hundred broken the way real exports are (a bad number, an unknown time zone), one in a
+/// hundred in national format.
+fn generated_base(rows: u32, seed: u64) -> String {
+    use std::fmt::Write as _;
+    let mut csv = String::from(
+        "phone,name,timezone,language,consent_source,consent_at,consent_text_version,crm_id\n",
+    );
+    let consent_at = (chrono::Utc::now() - chrono::TimeDelta::days(30)).format("%Y-%m-%d %H:%M");
+    for i in 0..rows {
+        let n = (u64::from(i) * 7919 + seed) % 10_000_000;
+        let name = FIRST_NAMES[i as usize % FIRST_NAMES.len()];
+        let (phone, tz) = match i % 100 {
+            1 => (
+                format!("044 {:03} {:02} {:02}", n / 10_000, n / 100 % 100, n % 100),
+                "Europe/Kyiv",
+            ),
+            50 => ("12345".to_owned(), "Europe/Kyiv"),
+            75 => (format!("+38044{n:07}"), "Europe/Kiev-City"),
+            _ => (format!("+38044{n:07}"), "Europe/Kyiv"),
+        };
+        let _ = writeln!(
+            csv,
+            "{phone},{name},{tz},ru,web_form,{consent_at},v1,C{:06}",
+            i + 1
+        );
+    }
+    csv
+}
 
 const FIRST_NAMES: [&str; 12] = [
     "Олена",
@@ -142,12 +176,20 @@ async fn run(args: DemoArgs) -> anyhow::Result<String> {
     std::fs::create_dir_all(&args.data)
         .with_context(|| format!("cannot create {}", args.data.display()))?;
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
-    let db = args.data.join(format!("demo-{stamp}.db"));
     let recordings = args.data.join(format!("recordings-{stamp}"));
-    eprintln!("dialer demo: store {}", db.display());
-    let store = Store::open(&format!("sqlite://{}", db.display()))
+    let url = match &args.store {
+        Some(u) => u.clone(),
+        None => format!(
+            "sqlite://{}",
+            args.data.join(format!("demo-{stamp}.db")).display()
+        ),
+    };
+    // A URL may carry a password: show what follows the `@` only.
+    let shown = url.rsplit('@').next().unwrap_or_default().to_owned();
+    eprintln!("dialer demo: store {shown}");
+    let store = Store::open(&url)
         .await
-        .with_context(|| format!("cannot open the store {}", db.display()))?;
+        .with_context(|| format!("cannot open the store {shown}"))?;
 
     // The recogniser, if it is set up.
     let asr = if args.no_asr {
@@ -208,33 +250,33 @@ async fn run(args: DemoArgs) -> anyhow::Result<String> {
         .await?;
     // A demo key; a real deployment keeps its own secret in the configuration.
     let hmac_key: Vec<u8> = format!("demo-hmac-key-{stamp}").into_bytes();
-    let month_ago = chrono::Utc::now().timestamp_millis() - 30 * 86_400_000;
-    let contacts: Vec<NewContact> = (0..args.contacts)
-        .map(|i| NewContact {
-            phone_e164: format!(
-                "+38044{:07}",
-                (u64::from(i) * 7919 + args.seed) % 10_000_000
-            ),
-            name: Some(FIRST_NAMES[i as usize % FIRST_NAMES.len()].to_owned()),
-            timezone: Some("Europe/Kyiv".into()),
-            language: Some("ru".into()),
-            attributes: BTreeMap::from([("crm_id".to_owned(), format!("C{:06}", i + 1))]),
-            consent: Some(NewConsent {
-                source: ConsentSource::WebForm,
-                given_at_ms: month_ago,
-                text_version: "v1".into(),
-                evidence: Some(format!("web-form-submission-{}", i + 1)),
-            }),
-        })
-        .collect();
+    // The base arrives as a CRM export would: CSV with consent columns and free attributes,
+    // a few rows broken (they are reported, the rest imports).
+    let csv = generated_base(args.contacts, args.seed);
+    let mut importer = store::import::Importer::new(
+        csv.as_bytes(),
+        store::import::ImportOptions::with_region("UA"),
+    )
+    .map_err(|e| anyhow::anyhow!("the generated base: {e}"))?;
     let mut inserted = 0;
-    for chunk in contacts.chunks(1000) {
+    while let Some(batch) = importer
+        .next_batch(1000)
+        .map_err(|e| anyhow::anyhow!("the generated base: {e}"))?
+    {
+        let contacts: Vec<NewContact> = batch.into_iter().map(NewContact::from).collect();
         inserted += store
-            .insert_contacts(campaign, chunk, &hmac_key)
+            .insert_contacts(campaign, &contacts, &hmac_key)
             .await?
             .inserted;
     }
-    eprintln!("dialer demo: {inserted} contacts with consent records imported");
+    let imported = importer.finish();
+    eprintln!(
+        "dialer demo: {} CSV rows, {inserted} contacts with consent records imported, {} rows refused",
+        imported.rows_read, imported.errors_total
+    );
+    for e in imported.errors.iter().take(3) {
+        eprintln!("  {e}");
+    }
     store
         .set_campaign_state(campaign, CampaignState::Running)
         .await?;
@@ -265,7 +307,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<String> {
             let _ = control_tx.send(Control::Stop);
         }
     });
-    let bar = indicatif::ProgressBar::new(u64::from(args.contacts));
+    let bar = indicatif::ProgressBar::new(inserted);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{elapsed_precise} [{bar:30}] {pos}/{len} contacts done · {msg}",
@@ -273,7 +315,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<String> {
         .expect("template")
         .progress_chars("=> "),
     );
-    let total = i64::from(args.contacts);
+    let total = i64::try_from(inserted).unwrap_or(i64::MAX);
     let progress = engine::campaign::run(store.clone(), cfg, control_rx, |p: &Progress| {
         bar.set_position(u64::try_from((total - p.pending.min(total)).max(0)).unwrap_or(0));
         let per_hour = p.placed as f64 * 3600.0 / p.elapsed.as_secs_f64().max(1e-3);
@@ -289,7 +331,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<String> {
         .await?;
     let _ = sim.stop();
     drop(asr);
-    report(&store, campaign, &progress, u64::from(args.contacts)).await
+    report(&store, campaign, &progress, inserted).await
 }
 
 async fn report(
