@@ -226,7 +226,9 @@ async fn run(args: DemoArgs) -> anyhow::Result<String> {
     let sim = Simulator::start(
         &Personas::File(personas),
         args.seed,
-        Duration::from_secs(3600),
+        // A bound, should the demo be killed before it stops the simulator: the dialling time
+        // three times over plus ten minutes of retries and calls.
+        Duration::from_secs_f64((f64::from(args.contacts) / args.cps * 3.0 + 600.0).min(86_400.0)),
         false,
     )?;
     eprintln!("dialer demo: simulated callees at {}", sim.addr);
