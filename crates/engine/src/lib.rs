@@ -25,6 +25,7 @@ pub mod dialogue;
 pub mod driver;
 pub mod media;
 pub mod schedule;
+pub mod settings;
 pub mod transport;
 pub mod trunk;
 pub mod udp;
