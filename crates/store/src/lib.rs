@@ -48,6 +48,7 @@ mod error;
 mod hmac;
 pub mod import;
 mod model;
+pub mod reports;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
