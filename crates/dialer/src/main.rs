@@ -15,6 +15,7 @@ use std::time::Duration;
 mod bench;
 mod call;
 mod children;
+mod client;
 mod demo;
 mod probe;
 mod simulate;
@@ -49,6 +50,15 @@ enum Command {
     /// The demo campaign on embedded defaults: SQLite store, simulated callees on loopback,
     /// 1,000 generated contacts, the default survey, a live progress bar, then the report.
     Demo(demo::DemoArgs),
+    /// Campaigns through the control API of a `dialer serve`: create, import, start, pause,
+    /// resume, stop, status, watch.
+    Campaign(client::CampaignArgs),
+    /// Results through the control API: stream (resumable) or export as CSV.
+    Results(client::ResultsArgs),
+    /// A campaign's report (answers, outcomes, KPIs) as a readable table.
+    Report(client::ReportArgs),
+    /// Opt a number out: suppressed on every campaign, its contacts erased.
+    Optout(client::OptoutArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -171,6 +181,10 @@ fn main() -> ExitCode {
         Command::Simulate(args) => return simulate::main(&runtime, args),
         Command::Bench(args) => return bench::main(&runtime, args),
         Command::Demo(args) => return demo::main(&runtime, args),
+        Command::Campaign(args) => return client::campaign(&runtime, args),
+        Command::Results(args) => return client::results(&runtime, args),
+        Command::Report(args) => return client::report(&runtime, args),
+        Command::Optout(args) => return client::optout(&runtime, args),
     };
     // The ASR client's connection is created (lazily) inside the runtime.
     let _runtime_guard = runtime.enter();
