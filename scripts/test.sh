@@ -32,6 +32,9 @@ fi
 log "speech recogniser for the scripted-call tests (venv + Whisper base model, pinned hashes)"
 scripts/setup-asr.sh
 
+log "Python gRPC client for the control-API test (venv + pinned grpcio, stubs from proto/dialer/v1)"
+scripts/setup-grpc-py.sh
+
 log "rustfmt"
 cargo fmt --all --check
 
