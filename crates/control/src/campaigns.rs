@@ -12,7 +12,6 @@ use store::import::{ImportError, ImportOptions, ImportReport, ImportedContact, I
 use store::{CampaignId, CampaignState, NewCampaign, NewContact};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::convert::{self, campaign_to_pb, counts_to_pb, state_to_pb};
@@ -328,7 +327,9 @@ impl CampaignService for Campaigns {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(crate::UntilClosing::new(
+            &self.0, rx,
+        ))))
     }
 }
 

@@ -189,6 +189,53 @@ pub enum ControlError {
 pub(crate) struct Shared {
     pub(crate) ctx: ControlContext,
     pub(crate) unary_timeout: Duration,
+    /// Turns true when the server shuts down: long streams end (UNAVAILABLE) so that the
+    /// graceful shutdown does not wait for clients that never hang up.
+    pub(crate) closing: tokio::sync::watch::Receiver<bool>,
+}
+
+/// A response stream that ends with `UNAVAILABLE` once the server starts shutting down.
+pub(crate) struct UntilClosing<T> {
+    inner: tokio_stream::wrappers::ReceiverStream<Result<T, tonic::Status>>,
+    closing: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    done: bool,
+}
+
+impl<T> UntilClosing<T> {
+    pub(crate) fn new(
+        ctx: &Shared,
+        rx: tokio::sync::mpsc::Receiver<Result<T, tonic::Status>>,
+    ) -> UntilClosing<T> {
+        let mut closing = ctx.closing.clone();
+        UntilClosing {
+            inner: tokio_stream::wrappers::ReceiverStream::new(rx),
+            closing: Box::pin(async move {
+                let _ = closing.wait_for(|c| *c).await;
+            }),
+            done: false,
+        }
+    }
+}
+
+impl<T> tokio_stream::Stream for UntilClosing<T> {
+    type Item = Result<T, tonic::Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        if self.done {
+            return Poll::Ready(None);
+        }
+        if self.closing.as_mut().poll(cx).is_ready() {
+            self.done = true;
+            return Poll::Ready(Some(Err(tonic::Status::unavailable(
+                "the server is shutting down; reconnect (streams resume from their cursor)",
+            ))));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_next(cx)
+    }
 }
 
 pub(crate) type Ctx = Arc<Shared>;
@@ -207,6 +254,9 @@ pub(crate) async fn unary<T>(
     }
 }
 
+/// How long [`Running::shutdown`] waits for calls in progress.
+pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
+
 /// A running server started by [`start`].
 #[derive(Debug)]
 pub struct Running {
@@ -217,13 +267,22 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting, lets calls in progress end (streams end when their clients see the
-    /// connection close), and waits for the server task.
+    /// Stops accepting, ends the long streams (`UNAVAILABLE`: clients resume from their
+    /// cursor), lets unary calls in progress finish, and waits for the server task — at most
+    /// [`SHUTDOWN_BOUND`], then the task is aborted.
     pub async fn shutdown(mut self) -> Result<(), ControlError> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.wait().await
+        let abort = self.task.abort_handle();
+        match tokio::time::timeout(SHUTDOWN_BOUND, self.wait()).await {
+            Ok(r) => r,
+            Err(_) => {
+                abort.abort();
+                tracing::warn!("gRPC: calls still open {SHUTDOWN_BOUND:?} after shutdown; cut off");
+                Ok(())
+            }
+        }
     }
 
     /// Waits for the server task (it ends on shutdown or a transport error).
@@ -324,10 +383,17 @@ async fn bind(
     })?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
 
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let shared: Ctx = Arc::new(Shared {
         ctx,
         unary_timeout: Duration::from_secs(cfg.unary_timeout_secs),
+        closing,
     });
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("gRPC shutting down: ending streams");
+        let _ = closing_tx.send(true);
+    };
     let auth = auth::Auth::new(&cfg.tokens);
     let max = cfg.max_message_bytes;
 

@@ -7,7 +7,6 @@ use bytes::Bytes;
 use store::CampaignId;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::campaigns::{calls_per_hour, count_results, load_campaign};
@@ -74,7 +73,9 @@ impl ResultService for Results {
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(crate::UntilClosing::new(
+            &self.0, rx,
+        ))))
     }
 
     async fn get_report(
@@ -103,7 +104,9 @@ impl ResultService for Results {
                 let _ = tx.send(Err(e)).await;
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(crate::UntilClosing::new(
+            &self.0, rx,
+        ))))
     }
 }
 

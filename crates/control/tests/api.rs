@@ -828,3 +828,52 @@ async fn reflection_lists_the_services_and_limits_hold() {
     assert_eq!(err.code(), Code::OutOfRange, "{err}");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_streams_with_unavailable() {
+    let mut srv = Server::start().await;
+    let api = srv.api().await;
+    let id = create(&api, "shutdown").await.id;
+    let mut results = api
+        .results()
+        .stream_results(pb::StreamResultsRequest {
+            campaign_id: id,
+            after_seq: 0,
+            stop_at_end: false,
+        })
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut watch = api
+        .campaigns()
+        .watch_campaign(pb::WatchCampaignRequest {
+            campaign_id: id,
+            interval_ms: 200,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    bounded(watch.next()).await.expect("first").expect("ok");
+    let started = std::time::Instant::now();
+    srv.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown waited {:?} for open streams",
+        started.elapsed()
+    );
+    let err = bounded(results.next())
+        .await
+        .expect("an end")
+        .expect_err("unavailable");
+    assert_eq!(err.code(), Code::Unavailable, "{err}");
+    let end = bounded(async {
+        while let Some(item) = watch.next().await {
+            if let Err(e) = item {
+                return Some(e.code());
+            }
+        }
+        None
+    })
+    .await;
+    assert_eq!(end, Some(Code::Unavailable));
+}
