@@ -4,7 +4,7 @@
 //! base, so each run takes about a minute.
 
 mod common;
-use common::{Proc, RunDir};
+use common::{PgDb, Proc, RunDir};
 
 use std::time::Duration;
 
@@ -85,37 +85,9 @@ fn demo_runs_a_whole_campaign_on_sqlite() {
     assert_eq!(dbs, 1);
 }
 
-fn psql(sql: &str) {
-    let st = std::process::Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "test",
-            "-q",
-            "-c",
-            sql,
-        ])
-        .status()
-        .expect("psql (PostgreSQL runs on 127.0.0.1:5432 on these machines)");
-    assert!(
-        st.success(),
-        "psql {sql:?} failed: PostgreSQL must run on 127.0.0.1:5432"
-    );
-}
-
 #[test]
 fn demo_runs_a_whole_campaign_on_postgresql() {
-    let db = format!("dialer_t_demo_{}", std::process::id());
-    psql(&format!("DROP DATABASE IF EXISTS {db}"));
-    psql(&format!("CREATE DATABASE {db}"));
+    let db = PgDb::create("demo");
     let dir = RunDir::new("demo-pg");
-    let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
-    let result = std::panic::catch_unwind(|| run_demo(&dir, Some(&url)));
-    psql(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"));
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    run_demo(&dir, Some(&db.url));
 }

@@ -255,3 +255,62 @@ impl Sim {
             .unwrap_or_else(|e| panic!("no summary JSON ({e}): {out:?}\n{}", self.proc.stderr()))
     }
 }
+
+/// `psql` as the superuser against the machine's PostgreSQL (127.0.0.1:5432, trust auth).
+pub fn psql(sql: &str) {
+    let st = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-q",
+            "-c",
+            sql,
+        ])
+        .status()
+        .expect("psql (PostgreSQL runs on 127.0.0.1:5432 on these machines)");
+    assert!(
+        st.success(),
+        "psql {sql:?} failed: PostgreSQL must run on 127.0.0.1:5432"
+    );
+}
+
+/// A fresh PostgreSQL database for one test, dropped (connections forced out) on drop.
+pub struct PgDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDb {
+    pub fn create(test: &str) -> PgDb {
+        let name = format!("dialer_t_{test}_{}", std::process::id());
+        psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        psql(&format!("CREATE DATABASE {name}"));
+        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        PgDb { name, url }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "test",
+                "-q",
+                "-c",
+            ])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .status();
+    }
+}

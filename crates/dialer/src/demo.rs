@@ -72,6 +72,10 @@ voicemail = "done"
 no_input = "done"
 unclassified = "done"
 rejected = "done"
+
+[caps]
+# The demo's retries come seconds apart; a real campaign keeps the default (5 minutes).
+min_gap = "1s"
 "#;
 
 /// A CSV base as a CRM exports it: `rows` contacts with consent records, two rows in a
@@ -283,15 +287,16 @@ async fn run(args: DemoArgs) -> anyhow::Result<String> {
         .set_campaign_state(campaign, CampaignState::Running)
         .await?;
 
-    let trunk = TrunkConfig::from_uri(&format!("sip:{}", sim.addr))
-        .validate()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut trunk = TrunkConfig::from_uri(&format!("sip:{}", sim.addr));
+    trunk.name = "simulator".into();
+    trunk.cps = args.cps;
+    trunk.max_channels = args.channels;
+    let trunk = trunk.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
     let cfg = RunnerConfig {
         campaign,
         node: format!("demo-{}", std::process::id()),
-        trunk,
-        cps: args.cps,
-        channels: args.channels,
+        trunks: vec![engine::campaign::TrunkLine::alone(trunk)],
+        pacer: engine::trunk::Pacer::shared(args.cps, args.channels),
         ring_timeout: Duration::from_secs(20),
         policy,
         script: Arc::new(plan),

@@ -16,8 +16,11 @@ mod bench;
 mod call;
 mod children;
 mod client;
+mod config;
 mod demo;
 mod probe;
+mod serve;
+mod serve_grpc;
 mod simulate;
 use clap::{Parser, Subcommand};
 use engine::trunk::TrunkConfig;
@@ -59,6 +62,9 @@ enum Command {
     Report(client::ReportArgs),
     /// Opt a number out: suppressed on every campaign, its contacts erased.
     Optout(client::OptoutArgs),
+    /// Run the engine as a node: every running campaign of the store, the gRPC API,
+    /// Prometheus /metrics; several nodes may share one PostgreSQL store.
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -164,6 +170,11 @@ fn main() -> ExitCode {
             };
         }
     };
+    let command = match cli.command {
+        // serve sets up its own logging (format and level from its configuration).
+        Command::Serve(args) => return serve::main(args),
+        c => c,
+    };
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -175,7 +186,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let args = match cli.command {
+    let args = match command {
         Command::Call(args) => args,
         Command::Probe(args) => return probe::main(&runtime, args),
         Command::Simulate(args) => return simulate::main(&runtime, args),
@@ -185,6 +196,7 @@ fn main() -> ExitCode {
         Command::Results(args) => return client::results(&runtime, args),
         Command::Report(args) => return client::report(&runtime, args),
         Command::Optout(args) => return client::optout(&runtime, args),
+        Command::Serve(_) => return ExitCode::from(2),
     };
     // The ASR client's connection is created (lazily) inside the runtime.
     let _runtime_guard = runtime.enter();

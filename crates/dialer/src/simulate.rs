@@ -80,6 +80,12 @@ pub(crate) struct SimulateArgs {
     /// Time every RTP packet sent and report the timing in the summary (`send_timing`).
     #[arg(long)]
     measure_send: bool,
+    /// Append one JSON line per call to FILE, written as it happens: `{"ev":"invite",
+    /// "call_id", "attempt" (the caller's X-Dialer-Attempt tag), "persona", "at_ms"}` when a
+    /// new INVITE arrives and `{"ev":"end", "call_id", "reason", "at_ms"}` when it ends; the
+    /// callee's own record, to check a dialer against (no call lost, none placed twice).
+    #[arg(long, value_name = "FILE")]
+    call_log: Option<PathBuf>,
 }
 
 /// Validated arguments.
@@ -94,6 +100,7 @@ struct Plan {
     duration: Option<Duration>,
     rtp_timeout: Duration,
     measure_send: bool,
+    call_log: Option<PathBuf>,
 }
 
 impl Plan {
@@ -136,6 +143,7 @@ impl Plan {
             duration: a.duration.map(|d| secs("--duration", d)).transpose()?,
             rtp_timeout,
             measure_send: a.measure_send,
+            call_log: a.call_log.clone(),
         })
     }
 }
@@ -185,6 +193,7 @@ pub(crate) fn raise_nofile() {
 /// One live call of the crowd.
 #[derive(Debug)]
 struct Live {
+    call_id: String,
     profile: usize,
     callee: Callee,
     media: Option<MediaHandle>,
@@ -221,12 +230,19 @@ struct Sim {
     n: Counters,
     /// Hang-ups decided on this tick (kept to reuse its capacity).
     hangups: Vec<UasCallId>,
+    /// `--call-log`: one line per event, unbuffered (it must survive our own kill).
+    call_log: Option<std::fs::File>,
 }
 
 impl Sim {
     fn on_uas_event(&mut self, now: Instant, ev: UasEvent) {
         match ev {
-            UasEvent::Incoming { call, .. } => self.incoming(now, call),
+            UasEvent::Incoming {
+                call,
+                call_id,
+                attempt,
+                ..
+            } => self.incoming(now, call, call_id, attempt),
             UasEvent::Answered { call, media } => self.answered(now, call, media),
             UasEvent::MediaUpdated { call, media } => {
                 if let Some(h) = self.calls.get(&call).and_then(|l| l.media)
@@ -244,7 +260,24 @@ impl Sim {
         }
     }
 
-    fn incoming(&mut self, now: Instant, call: UasCallId) {
+    fn log(&mut self, line: serde_json::Value) {
+        use std::io::Write as _;
+        if let Some(f) = self.call_log.as_mut()
+            && let Err(e) = writeln!(f, "{line}")
+        {
+            tracing::warn!(error = %e, "call log: cannot write; logging stops");
+            self.call_log = None;
+        }
+    }
+
+    fn incoming(
+        &mut self,
+        now: Instant,
+        call: UasCallId,
+        call_id: String,
+        attempt: Option<String>,
+    ) {
+        let at_ms = chrono::Utc::now().timestamp_millis();
         let full = self.max_calls.is_some_and(|m| self.n.calls >= m);
         let drawn = if self.accepting && !full {
             self.crowd.draw(&mut self.rng)
@@ -253,6 +286,10 @@ impl Sim {
         };
         let Some(i) = drawn else {
             self.n.refused += 1;
+            self.log(
+                serde_json::json!({"ev": "invite", "call_id": call_id, "attempt": attempt,
+                "persona": null, "at_ms": at_ms}),
+            );
             self.uas.accept(now, call, Persona::ServerError, None);
             return;
         };
@@ -271,6 +308,8 @@ impl Sim {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "no RTP port: refusing the call");
+                    self.log(serde_json::json!({"ev": "invite", "call_id": call_id,
+                        "attempt": attempt, "persona": null, "at_ms": at_ms}));
                     self.n.refused += 1;
                     self.uas.accept(now, call, Persona::ServerError, None);
                     return;
@@ -280,6 +319,10 @@ impl Sim {
         self.n.calls += 1;
         self.n.by_persona[i] += 1;
         tracing::info!(call = call.0, persona = %profile.name, "incoming call");
+        self.log(
+            serde_json::json!({"ev": "invite", "call_id": call_id, "attempt": attempt,
+            "persona": profile.name, "at_ms": at_ms}),
+        );
         self.uas.accept(now, call, profile.persona.clone(), local);
         if let Some(h) = handle {
             self.by_media.insert(h, call);
@@ -287,6 +330,7 @@ impl Sim {
         self.calls.insert(
             call,
             Live {
+                call_id,
                 profile: i,
                 callee: Callee::new(profile),
                 media: handle,
@@ -324,6 +368,15 @@ impl Sim {
             return;
         };
         self.n.ended += 1;
+        let why = match reason {
+            EndReason::CallerBye => "caller_bye".to_owned(),
+            EndReason::CalleeBye => "callee_bye".to_owned(),
+            EndReason::Refused(code) => format!("refused_{code}"),
+        };
+        self.log(
+            serde_json::json!({"ev": "end", "call_id": live.call_id, "reason": why,
+            "at_ms": chrono::Utc::now().timestamp_millis()}),
+        );
         match reason {
             EndReason::CallerBye => self.n.caller_bye += 1,
             EndReason::CalleeBye => self.n.callee_bye += 1,
@@ -471,6 +524,16 @@ async fn run(plan: Plan) -> anyhow::Result<String> {
     media_cfg.port_max = plan.rtp_ports.1;
     media_cfg.measure_send = plan.measure_send;
     let profiles = plan.crowd.profiles().len();
+    let call_log = match &plan.call_log {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("--call-log {}", p.display()))?,
+        ),
+        None => None,
+    };
     let mut sim = Sim {
         uas: Uas::new(uas_cfg),
         media: MediaEngine::new(media_cfg),
@@ -486,6 +549,7 @@ async fn run(plan: Plan) -> anyhow::Result<String> {
         },
         hangups: Vec::new(),
         crowd: plan.crowd,
+        call_log,
     };
     let mut sigint = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;

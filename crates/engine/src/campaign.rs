@@ -49,7 +49,28 @@ use crate::driver::{DriverConfig, DriverEvent, SipDriver};
 use crate::media::{MediaConfig, MediaEngine, MediaHandle};
 use crate::schedule::{self, Decision, Outcome, Policy};
 use crate::transport::TransportConfig;
-use crate::trunk::{CallRequest, Pacer, Trunk};
+use crate::trunk::{CallRequest, Pacer, SharedPacer, Trunk};
+
+/// One trunk a campaign dials through: its share of new calls and the node's pacer of the
+/// trunk (shared with the node's other campaigns on it).
+#[derive(Debug, Clone)]
+pub struct TrunkLine {
+    pub trunk: Trunk,
+    pub weight: u32,
+    pub pacer: SharedPacer,
+}
+
+impl TrunkLine {
+    /// A trunk used by this campaign alone, at the trunk's own limits.
+    pub fn alone(trunk: Trunk) -> TrunkLine {
+        let pacer = Pacer::shared(trunk.cfg.cps, trunk.cfg.max_channels);
+        TrunkLine {
+            trunk,
+            weight: 1,
+            pacer,
+        }
+    }
+}
 
 /// How a campaign runs on this node.
 #[derive(Debug, Clone)]
@@ -57,10 +78,10 @@ pub struct RunnerConfig {
     pub campaign: CampaignId,
     /// This node's name in leases and attempts (unique per process).
     pub node: String,
-    pub trunk: Trunk,
-    /// New calls per second on the trunk, and calls in progress at most.
-    pub cps: f64,
-    pub channels: u32,
+    /// Where calls go, by weight; a trunk whose pacer says no is skipped for that call.
+    pub trunks: Vec<TrunkLine>,
+    /// The campaign's own limits (new calls per second, calls in progress) on this node.
+    pub pacer: SharedPacer,
     pub ring_timeout: Duration,
     pub policy: Policy,
     pub script: Arc<ScriptPlan>,
@@ -101,6 +122,8 @@ pub struct Progress {
     pub store_errors: u64,
     /// Contacts still to call (from the store, refreshed every second).
     pub pending: i64,
+    /// Contacts claimed and due, waiting for the pacer (the scheduler's queue).
+    pub ready: usize,
     pub talk: Duration,
     pub elapsed: Duration,
 }
@@ -116,12 +139,15 @@ pub enum RunnerError {
     Store(#[from] store::StoreError),
     #[error("the SIP transport stopped")]
     Transport,
+    #[error("the campaign has no trunk")]
+    NoTrunk,
 }
 
 /// Requests to the store task.
 enum StoreCmd {
     Claim(u32),
-    Start(Box<ClaimedContact>),
+    /// Check the caps, write the attempt; the trunk chosen for it.
+    Start(Box<ClaimedContact>, usize),
     Finish(Box<Finish>),
     Release(Vec<ContactId>, Option<i64>),
     Renew(Vec<ContactId>),
@@ -140,9 +166,14 @@ struct Finish {
 /// Answers of the store task.
 enum StoreEvent {
     Claimed(Vec<ClaimedContact>),
-    Started(Box<ClaimedContact>, AttemptId),
-    NotStarted,
-    Finished { erased: bool, consent: bool },
+    Started(Box<ClaimedContact>, AttemptId, usize),
+    /// Not dialled (a cap holds the contact back, or the store refused); the trunk that was
+    /// reserved for it.
+    NotStarted(usize),
+    Finished {
+        erased: bool,
+        consent: bool,
+    },
     Lost(Vec<ContactId>),
     Recovered(u64),
     Counts(i64),
@@ -155,9 +186,13 @@ struct Live {
     plan: Arc<ScriptPlan>,
     contact: ClaimedContact,
     attempt: AttemptId,
+    /// Index into [`RunnerConfig::trunks`].
+    trunk: usize,
     media: MediaHandle,
     key: u64,
     answered: bool,
+    /// Last NOTIFY status of a transfer (REFER) in progress.
+    transfer_status: Option<u16>,
     amd: Option<Verdict>,
     conversation: Option<Conversation>,
     recording: Option<PathBuf>,
@@ -216,21 +251,40 @@ async fn store_task(
                     StoreEvent::Error(format!("claim: {e}"))
                 }
             },
-            StoreCmd::Start(c) => {
+            StoreCmd::Start(c, trunk) => {
+                match capped_until(&store, &cfg.policy, &c).await {
+                    Ok(None) => {}
+                    Ok(Some(at)) => {
+                        if let Err(e) = store.release_contacts(&cfg.node, &[c.id], Some(at)).await {
+                            let _ = tx.send(StoreEvent::Error(format!("release: {e}")));
+                        }
+                        let _ = tx.send(StoreEvent::NotStarted(trunk));
+                        continue;
+                    }
+                    Err(e) => {
+                        // Fail safe: no count, no call; the contact comes back in a minute.
+                        let _ = tx.send(StoreEvent::Error(format!("caps: {e}")));
+                        let _ = store
+                            .release_contacts(&cfg.node, &[c.id], Some(now_ms() + 60_000))
+                            .await;
+                        let _ = tx.send(StoreEvent::NotStarted(trunk));
+                        continue;
+                    }
+                }
                 match store
                     .start_attempt(
                         c.id,
                         cfg.campaign,
                         &cfg.node,
-                        Some(&cfg.trunk.cfg.name),
+                        Some(&cfg.trunks[trunk].trunk.cfg.name),
                         now_ms(),
                     )
                     .await
                 {
-                    Ok(a) => StoreEvent::Started(c, a),
+                    Ok(a) => StoreEvent::Started(c, a, trunk),
                     Err(e) => {
                         tracing::warn!(error = %e, contact = c.id.0, "attempt not started");
-                        StoreEvent::NotStarted
+                        StoreEvent::NotStarted(trunk)
                     }
                 }
             }
@@ -320,6 +374,9 @@ pub async fn run(
     mut control: watch::Receiver<Control>,
     mut on_progress: impl FnMut(&Progress),
 ) -> Result<Progress, RunnerError> {
+    if cfg.trunks.is_empty() {
+        return Err(RunnerError::NoTrunk);
+    }
     let cfg = Arc::new(cfg);
     // Recover what this node held when it last stopped (kill -9, power loss) before claiming.
     {
@@ -349,10 +406,17 @@ pub async fn run(
     })
     .await
     .map_err(|e| RunnerError::Bind(cfg.bind, e))?;
-    let local = driver
-        .local_addr_towards(&cfg.trunk.dest())
-        .await
-        .map_err(|e| RunnerError::Bind(cfg.bind, e))?;
+    // Our address as each trunk sees it (Via, Contact, SDP).
+    let mut locals = Vec::with_capacity(cfg.trunks.len());
+    for t in &cfg.trunks {
+        locals.push(
+            driver
+                .local_addr_towards(&t.trunk.dest())
+                .await
+                .map_err(|e| RunnerError::Bind(cfg.bind, e))?,
+        );
+    }
+    let local = locals[0];
     let mut engine = MediaEngine::new(MediaConfig::new(local.ip()));
     let mut clock = MediaClock::start(
         Instant::now(),
@@ -370,7 +434,11 @@ pub async fn run(
         pending: i64::MAX,
         ..Progress::default()
     };
-    let mut pacer = Pacer::new(cfg.cps, cfg.channels);
+    // Smooth weighted round robin over the trunks (nginx's): each pick adds every weight to
+    // its trunk's credit and takes the best trunk whose pacer allows a call.
+    let mut credit: Vec<i64> = vec![0; cfg.trunks.len()];
+    // After a failure the trunk said may be retried elsewhere: the contact avoids that trunk.
+    let mut avoid: HashMap<ContactId, usize> = HashMap::new();
     let mut ready: VecDeque<ClaimedContact> = VecDeque::new();
     let mut claiming = false;
     // After a claim that found nothing, wait a little before asking again.
@@ -434,12 +502,22 @@ pub async fn run(
                         l.conversation = Some(c);
                         todo.push((h, a));
                     }
-                    CallEvent::ReferProgress { done: true, .. } => {
-                        let _ = driver.hangup(h).await;
+                    CallEvent::ReferProgress { status, done } => {
+                        if let Some(l) = live.get_mut(&h) {
+                            l.transfer_status = Some(status);
+                        }
+                        if done {
+                            let _ = driver.hangup(h).await;
+                        }
                     }
                     CallEvent::Ended(report) => {
                         let Some(mut l) = live.remove(&h) else { continue };
-                        pacer.release();
+                        release(&cfg, l.trunk);
+                        if report.failover && cfg.trunks.len() > 1 {
+                            avoid.insert(l.contact.id, l.trunk);
+                        } else {
+                            avoid.remove(&l.contact.id);
+                        }
                         by_media.remove(&l.media);
                         by_key.remove(&l.key);
                         if let Some(c) = l.conversation.as_mut()
@@ -447,8 +525,25 @@ pub async fn run(
                         {
                             c.on_hangup(now);
                         }
-                        let _ = engine.release(l.media);
+                        if let Some(m) = engine.release(l.media) {
+                            metrics::counter!("dialer_rtp_lost_packets_total").increment(m.lost);
+                        }
+                        if let Some(c) = &l.conversation {
+                            for d in &c.asr_latencies {
+                                metrics::histogram!("dialer_asr_latency_seconds").record(d.as_secs_f64());
+                            }
+                        }
+                        if let Some(d) = report.setup {
+                            metrics::histogram!("dialer_setup_latency_seconds").record(d.as_secs_f64());
+                        }
+                        // A trunk is down while its calls fail in a way another trunk could fix.
+                        metrics::gauge!("dialer_trunk_up", "trunk" => cfg.trunks[l.trunk].trunk.cfg.name.clone())
+                            .set(if report.failover { 0.0 } else { 1.0 });
                         let f = finish(&cfg, &l, &report, &mut progress);
+                        metrics::counter!("dialer_calls_total", "outcome" => f.end.outcome.clone()).increment(1);
+                        if let Some(cat) = f.end.result.as_ref().and_then(|r| r.category.clone()) {
+                            metrics::counter!("dialer_results_total", "category" => cat).increment(1);
+                        }
                         finishing += 1;
                         let _ = cmd_tx.send(StoreCmd::Finish(Box::new(f)));
                     }
@@ -480,28 +575,42 @@ pub async fn run(
                 }
                 // New calls, as the pacer allows.
                 if state == Control::Run {
-                    let want = (cfg.cps * 2.0).ceil() as usize + 4;
+                    // Two seconds of calls at the pace this node may dial now: the campaign's
+                    // share or its trunks' shares, whichever is lower. Claiming more would
+                    // keep contacts from other nodes.
+                    let trunks_cps: f64 = cfg.trunks.iter().map(|t| lock(&t.pacer).limits().0).sum();
+                    let rate = lock(&cfg.pacer).limits().0.min(trunks_cps);
+                    let want = (rate * 2.0).ceil().min(1000.0) as usize + 4;
                     if ready.len() < want && !claiming && now >= next_claim {
                         claiming = true;
                         let _ = cmd_tx.send(StoreCmd::Claim((want * 2).min(500) as u32));
                     }
                     let nowc = Utc::now();
-                    while !ready.is_empty() && pacer.try_acquire(now) {
-                        let Some(c) = ready.pop_front() else { break };
-                        match cfg.policy.decide(&contact_state(&c), nowc) {
+                    while let Some(c) = ready.front() {
+                        match cfg.policy.decide(&contact_state(c), nowc) {
                             Decision::CallNow => {
+                                if !lock(&cfg.pacer).try_acquire(now) {
+                                    break;
+                                }
+                                let Some(t) = pick_trunk(&cfg.trunks, &mut credit, now, avoid.get(&c.id).copied()) else {
+                                    lock(&cfg.pacer).refund();
+                                    break;
+                                };
+                                let Some(c) = ready.pop_front() else { break };
                                 starting += 1;
-                                let _ = cmd_tx.send(StoreCmd::Start(Box::new(c)));
+                                let _ = cmd_tx.send(StoreCmd::Start(Box::new(c), t));
                             }
                             Decision::NotBefore(t, _) => {
-                                pacer.release();
-                                let _ = cmd_tx.send(StoreCmd::Release(vec![c.id], Some(ms(t))));
+                                let id = c.id;
+                                ready.pop_front();
+                                let _ = cmd_tx.send(StoreCmd::Release(vec![id], Some(ms(t))));
                             }
                             Decision::Done(_) => {
-                                pacer.release();
+                                let id = c.id;
+                                ready.pop_front();
                                 // Due again only far ahead; the operator sees it as pending.
                                 let later = ms(nowc) + 86_400_000;
-                                let _ = cmd_tx.send(StoreCmd::Release(vec![c.id], Some(later)));
+                                let _ = cmd_tx.send(StoreCmd::Release(vec![id], Some(later)));
                             }
                         }
                     }
@@ -552,6 +661,7 @@ pub async fn run(
                     let _ = cmd_tx.send(StoreCmd::Counts);
                 }
                 progress.live = live.len();
+                progress.ready = ready.len();
                 progress.elapsed = started.elapsed();
                 if now - last_progress >= Duration::from_millis(250) {
                     last_progress = now;
@@ -585,11 +695,11 @@ pub async fn run(
                             ready.extend(v);
                         }
                     }
-                    StoreEvent::Started(c, attempt) => {
+                    StoreEvent::Started(c, attempt, trunk) => {
                         starting -= 1;
                         if state == Control::Stop {
                             // Written but not dialled: close it as failed at once.
-                            pacer.release();
+                            release(&cfg, trunk);
                             let end = AttemptEnd {
                                 now_ms: Utc::now().timestamp_millis(),
                                 outcome: "failed".into(),
@@ -603,9 +713,10 @@ pub async fn run(
                             })));
                             continue;
                         }
-                        match dial(&cfg, &plan, &mut driver, &mut engine, local, timers, *c, attempt, next_key).await {
+                        match dial(&cfg, &plan, &mut driver, &mut engine, locals[trunk], timers, *c, attempt, trunk, next_key).await {
                             Ok((h, l)) => {
                                 progress.placed += 1;
+                                metrics::counter!("dialer_call_setups_total").increment(1);
                                 by_media.insert(l.media, h);
                                 by_key.insert(l.key, h);
                                 live.insert(h, l);
@@ -613,7 +724,7 @@ pub async fn run(
                             }
                             Err((c, e)) => {
                                 tracing::warn!(error = %e, "cannot place the call");
-                                pacer.release();
+                                release(&cfg, trunk);
                                 let end = AttemptEnd {
                                     now_ms: Utc::now().timestamp_millis(),
                                     outcome: "failed".into(),
@@ -628,9 +739,9 @@ pub async fn run(
                             }
                         }
                     }
-                    StoreEvent::NotStarted => {
+                    StoreEvent::NotStarted(trunk) => {
                         starting -= 1;
-                        pacer.release();
+                        release(&cfg, trunk);
                     }
                     StoreEvent::Finished { erased, consent } => {
                         finishing -= 1;
@@ -680,6 +791,94 @@ pub async fn run(
     Ok(progress)
 }
 
+fn lock(p: &SharedPacer) -> std::sync::MutexGuard<'_, Pacer> {
+    // A panic while holding a pacer cannot leave it inconsistent (plain counters).
+    p.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A call on `trunk` is over (or never left): free its channels.
+fn release(cfg: &RunnerConfig, trunk: usize) {
+    lock(&cfg.pacer).release();
+    if let Some(t) = cfg.trunks.get(trunk) {
+        lock(&t.pacer).release();
+    }
+}
+
+/// The next trunk by weight whose pacer allows a call now (and takes the token), skipping
+/// `avoid` when another trunk exists.
+fn pick_trunk(
+    trunks: &[TrunkLine],
+    credit: &mut [i64],
+    now: Instant,
+    avoid: Option<usize>,
+) -> Option<usize> {
+    let total: i64 = trunks.iter().map(|t| i64::from(t.weight)).sum();
+    for (c, t) in credit.iter_mut().zip(trunks) {
+        *c += i64::from(t.weight);
+    }
+    let mut tried = 0u64;
+    while tried.count_ones() < trunks.len().min(64) as u32 {
+        let mut best: Option<usize> = None;
+        for i in 0..trunks.len().min(64) {
+            if tried & (1 << i) == 0 && best.is_none_or(|b| credit[i] > credit[b]) {
+                best = Some(i);
+            }
+        }
+        let Some(i) = best else { break };
+        tried |= 1 << i;
+        if avoid == Some(i) && trunks.len() > 1 {
+            continue;
+        }
+        if lock(&trunks[i].pacer).try_acquire(now) {
+            credit[i] -= total;
+            return Some(i);
+        }
+    }
+    // Nobody could take the call: the credits stay as they were.
+    for (c, t) in credit.iter_mut().zip(trunks) {
+        *c -= i64::from(t.weight);
+    }
+    None
+}
+
+/// When the caps (counted in the store) hold this contact back: `Some(unix ms)` to come back
+/// then; `None` to dial now.
+async fn capped_until(
+    store: &Store,
+    policy: &Policy,
+    c: &ClaimedContact,
+) -> Result<Option<i64>, store::StoreError> {
+    let caps = &policy.caps;
+    if caps.max_per_day.is_none()
+        && caps.max_across_campaigns.is_none()
+        && caps.min_gap <= chrono::TimeDelta::zero()
+    {
+        return Ok(None);
+    }
+    let now = Utc::now();
+    let mut st = contact_state(c);
+    let tz = policy.tz_of(&st);
+    let (day_start, _) = schedule::local_day_bounds(now, tz);
+    let since = now - chrono::TimeDelta::days(i64::from(caps.across_campaigns_days));
+    let n = store
+        .attempt_counts(c.id, c.campaign_id, &c.phone_hmac, ms(day_start), ms(since))
+        .await?;
+    st.attempts_today = u32::try_from(n.today).unwrap_or(u32::MAX);
+    st.cross_campaign_attempts = u32::try_from(n.across).unwrap_or(u32::MAX);
+    st.cross_campaign_oldest = n.across_oldest_ms.and_then(DateTime::from_timestamp_millis);
+    // The gap is measured from the last attempt's start (the store keeps no end per contact).
+    st.last_attempt_at = c
+        .last_attempt_at_ms
+        .and_then(DateTime::from_timestamp_millis);
+    Ok(match caps.earliest_after_caps(&st, now, tz) {
+        Some((t, why)) if t > now => {
+            tracing::debug!(contact = c.id.0, %why, "held back by a cap");
+            Some(ms(t))
+        }
+        _ => None,
+    })
+}
+
 fn contact_state(c: &ClaimedContact) -> schedule::ContactState {
     schedule::ContactState {
         tz: c.timezone.as_deref().and_then(|t| t.parse().ok()),
@@ -704,6 +903,7 @@ async fn dial(
     timers: TimerConfig,
     c: ClaimedContact,
     attempt: AttemptId,
+    trunk: usize,
     key: u64,
 ) -> Result<(CallHandle, Live), (ClaimedContact, std::io::Error)> {
     let (mh, rtp) = match engine.allocate() {
@@ -722,7 +922,11 @@ async fn dial(
         )),
         session_expires: None,
     };
-    let call_cfg = cfg.trunk.call_config(&req, local, timers);
+    let mut call_cfg = cfg.trunks[trunk].trunk.call_config(&req, local, timers);
+    call_cfg.extra_headers.push((
+        sip::ATTEMPT_HEADER.to_owned(),
+        format!("{}-{}", cfg.campaign.0, attempt.0),
+    ));
     let h = driver.place_call(call_cfg).await;
     let recording = cfg
         .record_dir
@@ -735,9 +939,11 @@ async fn dial(
             plan: Arc::clone(plan),
             contact: c,
             attempt,
+            trunk,
             media: mh,
             key,
             answered: false,
+            transfer_status: None,
             amd: None,
             conversation: None,
             recording,
@@ -773,6 +979,25 @@ fn finish(
         seed_of(l.contact.id),
     );
     let opt_out = category.as_deref() == Some("opt_out");
+    // A trunk failure another trunk may fix (503, 408, transport): try again at once, elsewhere.
+    let next = match next {
+        schedule::Next::RetryAt(_) if report.failover && cfg.trunks.len() > 1 => {
+            schedule::Next::RetryAt(now)
+        }
+        n => n,
+    };
+    // What follows a manager_call: the transfer and how it went, or a callback to schedule.
+    let transferred = l
+        .conversation
+        .as_ref()
+        .and_then(|c| c.transferred_to.clone());
+    let details = match (&transferred, category.as_deref()) {
+        (Some(to), _) => Some(serde_json::json!({
+            "transfer": { "to": to, "notify_status": l.transfer_status }
+        })),
+        (None, Some("manager_call")) => Some(serde_json::json!({ "callback": true })),
+        _ => None,
+    };
     *progress.by_outcome.entry(outcome.clone()).or_default() += 1;
     if let Some(c) = &category {
         *progress.by_category.entry(c.clone()).or_default() += 1;
@@ -806,7 +1031,7 @@ fn finish(
             .as_ref()
             .filter(|_| l.answered)
             .map(|p| p.display().to_string()),
-        details: None,
+        details,
     };
     Finish {
         attempt: l.attempt,

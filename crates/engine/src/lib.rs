@@ -24,6 +24,7 @@ pub mod clock;
 pub mod dialogue;
 pub mod driver;
 pub mod media;
+pub mod node;
 pub mod schedule;
 pub mod settings;
 pub mod transport;

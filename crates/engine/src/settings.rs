@@ -183,7 +183,8 @@ impl CampaignSettings {
             ));
         }
         if let Some(u) = &self.manager_uri {
-            let uri = sip::Uri::parse(u).map_err(|e| SettingsError::new("manager_uri", e.to_string()))?;
+            let uri =
+                sip::Uri::parse(u).map_err(|e| SettingsError::new("manager_uri", e.to_string()))?;
             if uri.secure {
                 return Err(SettingsError::new(
                     "manager_uri",

@@ -305,7 +305,13 @@ pub struct Pacer {
     last: Option<Instant>,
     max_channels: u32,
     in_use: u32,
+    /// The limits before [`Pacer::set_share`].
+    full_cps: f64,
+    full_channels: u32,
 }
+
+/// A pacer shared by the campaigns of one node that use the same trunk.
+pub type SharedPacer = std::sync::Arc<std::sync::Mutex<Pacer>>;
 
 impl Pacer {
     /// A bucket refilled at `cps` per second holding at most `max(1, cps)` tokens.
@@ -318,7 +324,36 @@ impl Pacer {
             last: None,
             max_channels,
             in_use: 0,
+            full_cps: cps,
+            full_channels: max_channels,
         }
+    }
+
+    /// The same pacer behind a lock, for sharing between runners.
+    pub fn shared(cps: f64, max_channels: u32) -> SharedPacer {
+        std::sync::Arc::new(std::sync::Mutex::new(Pacer::new(cps, max_channels)))
+    }
+
+    /// This node's share when `nodes` nodes use the trunk: calls per second and channels
+    /// divided among them (channels rounded up, at least one), so the trunk's limits hold
+    /// over all nodes together.
+    pub fn set_share(&mut self, nodes: u32) {
+        let n = f64::from(nodes.max(1));
+        self.cps = self.full_cps / n;
+        self.burst = self.cps.max(1.0);
+        self.tokens = self.tokens.min(self.burst);
+        self.max_channels = self.full_channels.div_ceil(nodes.max(1)).max(1);
+    }
+
+    /// The current limits (after the share): calls per second, channels.
+    pub fn limits(&self) -> (f64, u32) {
+        (self.cps, self.max_channels)
+    }
+
+    /// Give back a token and channel taken by [`try_acquire`](Self::try_acquire) but not used.
+    pub fn refund(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.burst);
+        self.in_use = self.in_use.saturating_sub(1);
     }
 
     fn refill(&mut self, now: Instant) {
@@ -365,6 +400,26 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn share_divides_the_limits_and_refund_restores() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(10.0, 7);
+        p.set_share(3);
+        let (cps, ch) = p.limits();
+        assert!((cps - 10.0 / 3.0).abs() < 1e-9);
+        assert_eq!(ch, 3);
+        // Burst is the share's: 3.33 tokens, so three calls now, then one per 0.3 s.
+        assert!(p.try_acquire(t0));
+        assert!(p.try_acquire(t0));
+        assert!(p.try_acquire(t0));
+        assert!(!p.try_acquire(t0), "channels (3) exhausted");
+        p.refund();
+        assert_eq!(p.in_use(), 2);
+        assert!(p.try_acquire(t0), "the refunded token and channel are back");
+        p.set_share(1);
+        assert_eq!(p.limits(), (10.0, 7));
+    }
 
     #[test]
     fn validation_names_the_field() {

@@ -154,6 +154,10 @@ pub enum UasEvent {
         call: UasCallId,
         transport: Transport,
         src: SocketAddr,
+        /// The INVITE's Call-ID.
+        call_id: String,
+        /// The caller's attempt tag (`X-Dialer-Attempt`), when it sent one.
+        attempt: Option<String>,
     },
     /// The 2xx went out: media may flow. `media` is what the offer/answer agreed (`None` when
     /// the call was accepted without local media or the INVITE had no offer).
@@ -1692,13 +1696,20 @@ impl Uas {
                         let mut call =
                             UasCall::new(call_id.clone(), transport, persona, &mut self.ids);
                         call.awaiting_accept = awaiting_accept;
-                        self.by_call_id.insert(call_id, k);
+                        self.by_call_id.insert(call_id.clone(), k);
                         self.calls.insert(k, call);
                         if awaiting_accept {
+                            let attempt = req
+                                .headers
+                                .iter()
+                                .find(|h| h.name.as_str().eq_ignore_ascii_case(sip::ATTEMPT_HEADER))
+                                .map(|h| h.value.clone());
                             self.events.push_back(UasEvent::Incoming {
                                 call: UasCallId(k),
                                 transport,
                                 src,
+                                call_id: call_id.clone(),
+                                attempt,
                             });
                         }
                         k

@@ -51,3 +51,7 @@ pub use register::{
 pub use rng::IdGen;
 pub use transaction::TimerConfig;
 pub use uri::{Uri, UriError};
+
+/// The extension header a dialer tags each INVITE with (`<campaign>-<attempt>`), so the far
+/// end's log can be matched against the store (no attempt dialled twice, none lost).
+pub const ATTEMPT_HEADER: &str = "X-Dialer-Attempt";

@@ -48,6 +48,7 @@ mod error;
 mod hmac;
 pub mod import;
 mod model;
+mod nodes;
 pub mod reports;
 
 use std::sync::Arc;
@@ -62,6 +63,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 pub use crate::error::{Result, StoreError};
 pub use crate::hmac::phone_hmac;
 pub use crate::model::*;
+pub use crate::nodes::AttemptCounts;
 
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
