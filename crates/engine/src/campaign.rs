@@ -806,7 +806,8 @@ fn release(cfg: &RunnerConfig, trunk: usize) {
 
 /// The next trunk by weight whose pacer allows a call now (and takes the token), skipping
 /// `avoid` when another trunk exists.
-fn pick_trunk(
+#[doc(hidden)] // public for benches/schedule.rs only
+pub fn pick_trunk(
     trunks: &[TrunkLine],
     credit: &mut [i64],
     now: Instant,
@@ -1049,5 +1050,165 @@ fn finish(
         },
         opt_out,
         consent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trunk::TrunkConfig;
+
+    fn line(name: &str, weight: u32, cps: f64) -> TrunkLine {
+        let mut c = TrunkConfig::from_uri("sip:127.0.0.1:5060");
+        c.name = name.into();
+        c.cps = cps;
+        c.max_channels = 100_000;
+        TrunkLine {
+            pacer: Pacer::shared(cps, c.max_channels),
+            trunk: c.validate().expect("valid trunk"),
+            weight,
+        }
+    }
+
+    #[test]
+    fn trunks_share_calls_by_weight_smoothly() {
+        let trunks = [line("a", 3, 1e9), line("b", 1, 1e9)];
+        let mut credit = vec![0; 2];
+        let now = Instant::now();
+        let picks: Vec<usize> = (0..400)
+            .map(|_| pick_trunk(&trunks, &mut credit, now, None).expect("a trunk"))
+            .collect();
+        assert_eq!(picks.iter().filter(|&&i| i == 0).count(), 300);
+        // Smooth: never more than three in a row on the heavy trunk.
+        assert!(
+            picks.windows(4).all(|w| w.iter().any(|&i| i == 1)),
+            "{picks:?}"
+        );
+    }
+
+    #[test]
+    fn a_trunk_without_tokens_or_to_avoid_is_skipped() {
+        // Trunk a: one call per second (its one token goes at once); b: plenty.
+        let trunks = [line("a", 5, 1.0), line("b", 1, 1e9)];
+        let mut credit = vec![0; 2];
+        let now = Instant::now();
+        assert_eq!(pick_trunk(&trunks, &mut credit, now, None), Some(0));
+        for _ in 0..10 {
+            assert_eq!(pick_trunk(&trunks, &mut credit, now, None), Some(1));
+        }
+        // After a failure a may fix: b is avoided while a has tokens again.
+        let later = now + Duration::from_secs(2);
+        assert_eq!(pick_trunk(&trunks, &mut credit, later, Some(0)), Some(1));
+        assert_eq!(pick_trunk(&trunks, &mut credit, later, Some(1)), Some(0));
+        // One trunk only: avoiding it would stop the campaign, so it is used.
+        let one = [line("c", 1, 1e9)];
+        let mut credit = vec![0];
+        assert_eq!(pick_trunk(&one, &mut credit, now, Some(0)), Some(0));
+        // Nobody has a token: None, and the credits are as before.
+        let dry = [line("d", 1, 1.0), line("e", 1, 1.0)];
+        let mut credit = vec![0; 2];
+        assert!(pick_trunk(&dry, &mut credit, now, None).is_some());
+        assert!(pick_trunk(&dry, &mut credit, now, None).is_some());
+        let before = credit.clone();
+        assert_eq!(pick_trunk(&dry, &mut credit, now, None), None);
+        assert_eq!(credit, before);
+    }
+
+    #[tokio::test]
+    async fn caps_hold_a_contact_back_by_the_store_counts() {
+        let store = Store::open("sqlite::memory:").await.expect("store");
+        let camp = store
+            .create_campaign(&store::NewCampaign {
+                name: "caps".into(),
+                script_path: "x.toml".into(),
+                script_version: "v".into(),
+                settings: serde_json::json!({}),
+                consent_required: false,
+            })
+            .await
+            .expect("campaign");
+        store
+            .set_campaign_state(camp, store::CampaignState::Running)
+            .await
+            .expect("running");
+        store
+            .insert_contacts(
+                camp,
+                &[store::NewContact {
+                    phone_e164: "+380501234567".into(),
+                    timezone: Some("Europe/Kyiv".into()),
+                    ..store::NewContact::default()
+                }],
+                b"key",
+            )
+            .await
+            .expect("contact");
+        let mut policy: Policy = toml::from_str(
+            r#"
+            default_tz = "Europe/Kyiv"
+            [window]
+            mon = ["00:00-24:00"]
+            tue = ["00:00-24:00"]
+            wed = ["00:00-24:00"]
+            thu = ["00:00-24:00"]
+            fri = ["00:00-24:00"]
+            sat = ["00:00-24:00"]
+            sun = ["00:00-24:00"]
+            [caps]
+            max_per_day = 2
+            min_gap = "1s"
+            "#,
+        )
+        .expect("policy");
+        let mut last = None;
+        for _ in 0..2 {
+            // Past the 1 s minimum gap since the previous attempt.
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            let now = Utc::now().timestamp_millis() + 1;
+            let c = store
+                .claim_due(ClaimScope::Campaign(camp), "n", now, 1, 30_000)
+                .await
+                .expect("claim")
+                .pop()
+                .expect("due");
+            assert_eq!(capped_until(&store, &policy, &c).await.expect("caps"), None);
+            let a = store
+                .start_attempt(c.id, camp, "n", None, now)
+                .await
+                .expect("start");
+            store
+                .finish_attempt(
+                    a,
+                    AttemptEnd {
+                        now_ms: now,
+                        outcome: "busy".into(),
+                        sip_status: Some(486),
+                        result: None,
+                        next: store::Next::RetryAt(0),
+                    },
+                )
+                .await
+                .expect("finish");
+            last = Some(c);
+        }
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let now = Utc::now().timestamp_millis() + 1;
+        let c = store
+            .claim_due(ClaimScope::Campaign(camp), "n", now, 1, 30_000)
+            .await
+            .expect("claim")
+            .pop()
+            .expect("due");
+        assert!(last.is_some());
+        // Two attempts today: the daily cap of 2 holds it until the next local midnight.
+        let until = capped_until(&store, &policy, &c)
+            .await
+            .expect("caps")
+            .expect("capped");
+        let tz: chrono_tz::Tz = "Europe/Kyiv".parse().expect("zone");
+        let (_, midnight) = schedule::local_day_bounds(Utc::now(), tz);
+        assert_eq!(until, midnight.timestamp_millis());
+        policy.caps.max_per_day = Some(3);
+        assert_eq!(capped_until(&store, &policy, &c).await.expect("caps"), None);
     }
 }

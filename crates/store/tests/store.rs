@@ -24,6 +24,7 @@ on_both_backends!(
     erase_leaves_no_trace,
     results_cursor_resumes_without_gaps,
     consent_audit_and_retention,
+    heartbeats_and_cap_counts,
 );
 
 const LEASE: i64 = 30_000;
@@ -1107,4 +1108,68 @@ async fn consent_audit_and_retention(db: &TestDb) {
     assert_eq!(stats.talk_ms, 15_000);
     assert_eq!(stats.first_started_at_ms, Some(t0));
     assert_eq!(store.contact_counts(camp).await.unwrap().done, 1);
+}
+
+/// Nodes alive by heartbeat (the divisor of trunk limits), and the attempt counts the caps
+/// need: today's in the campaign, and the number's across campaigns (by HMAC).
+async fn heartbeats_and_cap_counts(db: &TestDb) {
+    let store = db.open().await;
+    let t0 = now_ms();
+    assert_eq!(store.heartbeat("n1", t0, 5_000).await.unwrap(), 1);
+    assert_eq!(store.heartbeat("n2", t0 + 100, 5_000).await.unwrap(), 2);
+    // n1 goes quiet: after 5 s only n2 counts.
+    assert_eq!(store.heartbeat("n2", t0 + 6_000, 5_000).await.unwrap(), 1);
+    store.heartbeat("n1", t0 + 6_100, 5_000).await.unwrap();
+    assert_eq!(store.heartbeat("n2", t0 + 6_200, 5_000).await.unwrap(), 2);
+    store.leave("n1").await.unwrap();
+    assert_eq!(store.heartbeat("n2", t0 + 6_300, 5_000).await.unwrap(), 1);
+
+    // The same number in two campaigns; three attempts in one, one in the other.
+    let a = running_campaign(&store, "caps-a", true).await;
+    let b = running_campaign(&store, "caps-b", true).await;
+    store
+        .insert_contacts(a, &[consented(&phone(7))], KEY)
+        .await
+        .unwrap();
+    store
+        .insert_contacts(b, &[consented(&phone(7))], KEY)
+        .await
+        .unwrap();
+    let mut started = Vec::new();
+    for (camp, at) in [(a, t0 - 86_400_000 * 2), (a, t0 - 1_000), (a, t0), (b, t0)] {
+        let c = store
+            .claim_due(ClaimScope::Campaign(camp), "n2", now_ms() + 1, 1, LEASE)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap_or_else(|| panic!("due: {camp:?} {}", at - t0));
+        let id = store
+            .start_attempt(c.id, camp, "n2", Some("sim"), at)
+            .await
+            .unwrap();
+        store
+            .finish_attempt(id, end(at + 500, None, Next::RetryAt(0)))
+            .await
+            .unwrap();
+        started.push((c.id, c.phone_hmac.clone()));
+    }
+    let (contact_a, hmac) = started[0].clone();
+    let n = store
+        .attempt_counts(contact_a, a, &hmac, t0 - 3_600_000, t0 - 7 * 86_400_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        n.today, 2,
+        "two attempts of this contact in campaign a in the last hour"
+    );
+    assert_eq!(
+        n.across, 4,
+        "four attempts of the number in a week, both campaigns"
+    );
+    assert_eq!(n.across_oldest_ms, Some(t0 - 86_400_000 * 2));
+    let n = store
+        .attempt_counts(contact_a, a, &hmac, t0 + 1, t0 + 1)
+        .await
+        .unwrap();
+    assert_eq!((n.today, n.across, n.across_oldest_ms), (0, 0, None));
 }
