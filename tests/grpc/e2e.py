@@ -234,12 +234,20 @@ def settings(trunk):
             default_tz="Europe/Kyiv",
             window=cpb.CallingWindow(mon=day, tue=day, wed=day, thu=day, fri=day, sat=day,
                                      sun=day),
+            # Short retries so that the whole campaign ends within the test (the defaults
+            # wait minutes to hours); answers and machines end the contact.
             retry={
-                "busy": cpb.RetryRule(delay="2s", max_attempts=2),
+                "busy": cpb.RetryRule(delay="2s", max_attempts=3),
                 "no_answer": cpb.RetryRule(delay="2s", max_attempts=2),
                 "failed": cpb.RetryRule(delay="2s", max_attempts=3),
                 "interrupted": cpb.RetryRule(delay="1s", max_attempts=3),
+                "no_input": cpb.RetryRule(delay="2s", max_attempts=2),
+                "unclassified": cpb.RetryRule(done=True),
+                "voicemail": cpb.RetryRule(done=True),
+                "rejected": cpb.RetryRule(done=True),
             },
+            # The default caps keep 5 minutes between two calls of a contact.
+            caps=cpb.Caps(max_per_day=10, min_gap="1s"),
         ),
         trunks=[cpb.TrunkUse(name=trunk, weight=1)],
         cps=10.0,
@@ -486,14 +494,24 @@ def main():
                     "a bad number is INVALID_ARGUMENT")
     check(e.details().startswith("phone"), "names the field phone")
 
+    # A re-import of the number, into a new campaign, is refused.
+    c2 = api.campaigns.CreateCampaign(
+        cpb.CreateCampaignRequest(name="e2e follow-up", script="actualization",
+                                  settings=settings(args.trunk)),
+        metadata=api.md, timeout=RPC_TIMEOUT)
+
     def reimport():
-        yield cpb.ImportContactsRequest(header=cpb.ImportHeader(campaign_id=c.id))
+        yield cpb.ImportContactsRequest(header=cpb.ImportHeader(campaign_id=c2.id))
         yield cpb.ImportContactsRequest(batch=cpb.ContactBatch(rows=[
-            cpb.ContactRow(phone=victim, consent_source="sms",
+            cpb.ContactRow(phone=local, consent_source="sms",
+                           consent_at="2025-02-01 09:00", consent_text_version="v3"),
+            cpb.ContactRow(phone=bystander, consent_source="sms",
                            consent_at="2025-02-01 09:00", consent_text_version="v3")]))
 
     r2 = api.campaigns.ImportContacts(reimport(), metadata=api.md, timeout=RPC_TIMEOUT)
-    check(r2.suppressed_refused == 1 and r2.imported == 0, "re-importing it is refused")
+    check(r2.suppressed_refused == 1 and r2.imported == 1,
+          f"re-importing it is refused, the other number is imported ({r2.suppressed_refused} "
+          f"refused, {r2.imported} imported)")
     audit = api.compliance.QueryAudit(kpb.QueryAuditRequest(action="opt_out"), metadata=api.md,
                                       timeout=RPC_TIMEOUT)
     check(any(a.subject == f"hmac:{o.phone_hmac}" for a in audit.entries),
@@ -512,14 +530,22 @@ def main():
     check(all(r["phone"] == "" for r in rows if int(r["contact_id"]) in set(o.contact_ids)),
           "the erased contact's rows have no number")
 
-    # -- stop --------------------------------------------------------------------------------------
-    st = api.campaigns.StopCampaign(cpb.StopCampaignRequest(campaign_id=c.id), metadata=api.md,
+    # -- stop ------------------------------------------------------------------------------------
+    final = api.campaigns.GetCampaign(cpb.GetCampaignRequest(campaign_id=c.id), metadata=api.md,
+                                      timeout=RPC_TIMEOUT)
+    log("first campaign ended as", cpb.CampaignState.Name(final.state))
+    check(final.state in (cpb.CAMPAIGN_STATE_RUNNING, cpb.CAMPAIGN_STATE_FINISHED),
+          "the first campaign is running or finished")
+    st = api.campaigns.StopCampaign(cpb.StopCampaignRequest(campaign_id=c2.id), metadata=api.md,
                                     timeout=RPC_TIMEOUT)
-    check(st.state == cpb.CAMPAIGN_STATE_STOPPED, "campaign stopped")
+    check(st.state == cpb.CAMPAIGN_STATE_STOPPED, "the second campaign stopped")
     expect_code(grpc.StatusCode.FAILED_PRECONDITION,
-                lambda: api.campaigns.ResumeCampaign(cpb.ResumeCampaignRequest(campaign_id=c.id),
+                lambda: api.campaigns.ResumeCampaign(cpb.ResumeCampaignRequest(campaign_id=c2.id),
                                                      metadata=api.md, timeout=RPC_TIMEOUT),
                 "a stopped campaign cannot resume")
+    listed = api.campaigns.ListCampaigns(cpb.ListCampaignsRequest(), metadata=api.md,
+                                         timeout=RPC_TIMEOUT)
+    check(sorted(x.id for x in listed.campaigns) == sorted([c.id, c2.id]), "ListCampaigns")
 
     # -- metrics -----------------------------------------------------------------------------------
     with urllib.request.urlopen(args.metrics, timeout=RPC_TIMEOUT) as resp:
