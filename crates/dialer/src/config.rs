@@ -34,7 +34,7 @@ pub(crate) struct Config {
     pub shutdown: ShutdownSection,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NodeSection {
     /// Unique among the nodes sharing the store; default `<hostname>-<pid>`.
@@ -44,6 +44,16 @@ pub(crate) struct NodeSection {
     /// Seconds a claim holds a contact; a dead node's contacts return after this long.
     #[serde(default = "default_lease")]
     pub lease_secs: u64,
+}
+
+impl Default for NodeSection {
+    fn default() -> Self {
+        NodeSection {
+            name: None,
+            data_dir: None,
+            lease_secs: default_lease(),
+        }
+    }
 }
 
 fn default_lease() -> u64 {
@@ -358,5 +368,21 @@ uri = "sip:127.0.0.1:5080"
         assert!(e.contains("`trunks[1].name`"), "{e}");
         let e = load_text(&GOOD.replace("sqlite::memory:", "mysql://x")).expect_err("bad");
         assert!(e.contains("`store.url`"), "{e}");
+    }
+
+    /// The shipped, commented example stays valid.
+    #[test]
+    fn shipped_example_loads() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/dialer.toml");
+        let text = std::fs::read_to_string(&path).expect("config/dialer.toml");
+        let l = load_text(&text.replace(
+            "hmac_key_env = \"DIALER_HMAC_KEY\"",
+            "hmac_key = \"example-secret\"",
+        ))
+        .expect("config/dialer.toml is valid");
+        assert_eq!(l.trunks.len(), 3);
+        assert_eq!(l.node, "node-a");
+        assert!(l.cfg.grpc.is_some());
     }
 }
