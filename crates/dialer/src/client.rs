@@ -805,8 +805,16 @@ async fn print_report(a: ReportArgs) -> Out {
         }));
         return Ok(());
     }
+    // Written at once, and a closed pipe (`dialer report 1 | head`) is not an error.
+    let mut text = String::new();
+    macro_rules! out {
+        ($($t:tt)*) => {{
+            use std::fmt::Write as _;
+            let _ = writeln!(text, $($t)*);
+        }};
+    }
     let pct = |x: f64| format!("{:5.1} %", 100.0 * x);
-    println!(
+    out!(
         "Campaign {} {:?} — {} ({} contacts: {} done, {} pending, {} opted out/erased, {} refused)",
         r.campaign_id,
         r.name,
@@ -817,45 +825,48 @@ async fn print_report(a: ReportArgs) -> Out {
         c.erased,
         c.suppressed
     );
-    println!("\n  answers (per answered call)            count     share");
+    out!("\n  answers (per answered call)            count     share");
     for s in &r.categories {
-        println!("    {:<34} {:>6}   {}", s.name, s.count, pct(s.share));
+        out!("    {:<34} {:>6}   {}", s.name, s.count, pct(s.share));
     }
-    println!("\n  call outcomes (per call)               count     share");
+    out!("\n  call outcomes (per call)               count     share");
     for s in &r.outcomes {
-        println!("    {:<34} {:>6}   {}", s.name, s.count, pct(s.share));
+        out!("    {:<34} {:>6}   {}", s.name, s.count, pct(s.share));
     }
-    println!("\n  KPIs");
-    println!(
+    out!("\n  KPIs");
+    out!(
         "    reach rate                         {}   ({} of {} dialled contacts answered by a person)",
         pct(k.reach_rate),
         k.reached_contacts,
         k.dialled_contacts
     );
-    println!(
+    out!(
         "    conversion to manager_call         {}",
         pct(k.manager_call_conversion)
     );
-    println!(
+    out!(
         "    opt-out rate                       {}",
         pct(k.opt_out_rate)
     );
-    println!(
+    out!(
         "    average handle time                {:6.1} s",
         k.average_handle_time_secs
     );
-    println!(
+    out!(
         "    calls per hour                     {:8.0}",
         k.calls_per_hour
     );
-    println!(
+    out!(
         "    ASR coverage                       {}",
         pct(k.asr_coverage)
     );
-    println!(
+    out!(
         "\n  {} attempts, {} live now, {} interrupted",
-        r.attempts, r.live_calls, r.interrupted
+        r.attempts,
+        r.live_calls,
+        r.interrupted
     );
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
     Ok(())
 }
 
