@@ -257,8 +257,8 @@ impl Sim {
 }
 
 /// `psql` as the superuser against the machine's PostgreSQL (127.0.0.1:5432, trust auth).
-pub fn psql(sql: &str) {
-    let st = Command::new("psql")
+fn psql_status(sql: &str) -> std::io::Result<ExitStatus> {
+    Command::new("psql")
         .args([
             "-h",
             "127.0.0.1",
@@ -271,7 +271,11 @@ pub fn psql(sql: &str) {
             sql,
         ])
         .status()
-        .expect("psql (PostgreSQL runs on 127.0.0.1:5432 on these machines)");
+}
+
+/// [`psql_status`], asserting it worked.
+pub fn psql(sql: &str) {
+    let st = psql_status(sql).expect("psql (PostgreSQL runs on 127.0.0.1:5432 on these machines)");
     assert!(
         st.success(),
         "psql {sql:?} failed: PostgreSQL must run on 127.0.0.1:5432"

@@ -1080,10 +1080,7 @@ mod tests {
             .collect();
         assert_eq!(picks.iter().filter(|&&i| i == 0).count(), 300);
         // Smooth: never more than three in a row on the heavy trunk.
-        assert!(
-            picks.windows(4).all(|w| w.contains(&1)),
-            "{picks:?}"
-        );
+        assert!(picks.windows(4).all(|w| w.contains(&1)), "{picks:?}");
     }
 
     #[test]
@@ -1116,33 +1113,8 @@ mod tests {
 
     #[tokio::test]
     async fn caps_hold_a_contact_back_by_the_store_counts() {
-        let store = Store::open("sqlite::memory:").await.expect("store");
-        let camp = store
-            .create_campaign(&store::NewCampaign {
-                name: "caps".into(),
-                script_path: "x.toml".into(),
-                script_version: "v".into(),
-                settings: serde_json::json!({}),
-                consent_required: false,
-            })
-            .await
-            .expect("campaign");
-        store
-            .set_campaign_state(camp, store::CampaignState::Running)
-            .await
-            .expect("running");
-        store
-            .insert_contacts(
-                camp,
-                &[store::NewContact {
-                    phone_e164: "+380501234567".into(),
-                    timezone: Some("Europe/Kyiv".into()),
-                    ..store::NewContact::default()
-                }],
-                b"key",
-            )
-            .await
-            .expect("contact");
+        use crate::testutil::{attempt, campaign_with_contact, claim};
+        let (store, camp) = campaign_with_contact(Some("Europe/Kyiv")).await;
         let mut policy: Policy = toml::from_str(
             r#"
             default_tz = "Europe/Kyiv"
@@ -1160,46 +1132,15 @@ mod tests {
             "#,
         )
         .expect("policy");
-        let mut last = None;
         for _ in 0..2 {
             // Past the 1 s minimum gap since the previous attempt.
             tokio::time::sleep(Duration::from_millis(1_100)).await;
-            let now = Utc::now().timestamp_millis() + 1;
-            let c = store
-                .claim_due(ClaimScope::Campaign(camp), "n", now, 1, 30_000)
-                .await
-                .expect("claim")
-                .pop()
-                .expect("due");
+            let c = claim(&store, camp).await;
             assert_eq!(capped_until(&store, &policy, &c).await.expect("caps"), None);
-            let a = store
-                .start_attempt(c.id, camp, "n", None, now)
-                .await
-                .expect("start");
-            store
-                .finish_attempt(
-                    a,
-                    AttemptEnd {
-                        now_ms: now,
-                        outcome: "busy".into(),
-                        sip_status: Some(486),
-                        result: None,
-                        next: store::Next::RetryAt(0),
-                    },
-                )
-                .await
-                .expect("finish");
-            last = Some(c);
+            attempt(&store, camp, &c, "busy", None).await;
         }
         tokio::time::sleep(Duration::from_millis(1_100)).await;
-        let now = Utc::now().timestamp_millis() + 1;
-        let c = store
-            .claim_due(ClaimScope::Campaign(camp), "n", now, 1, 30_000)
-            .await
-            .expect("claim")
-            .pop()
-            .expect("due");
-        assert!(last.is_some());
+        let c = claim(&store, camp).await;
         // Two attempts today: the daily cap of 2 holds it until the next local midnight.
         let until = capped_until(&store, &policy, &c)
             .await

@@ -27,6 +27,8 @@ pub mod media;
 pub mod node;
 pub mod schedule;
 pub mod settings;
+#[cfg(test)]
+mod testutil;
 pub mod transport;
 pub mod trunk;
 pub mod udp;

@@ -441,7 +441,8 @@ async fn retention(store: &Store, keep: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use store::{AttemptEnd, AuditAction, AuditFilter, ClaimScope, NewResult, Next};
+    use crate::testutil::{attempt, campaign_with_contact, claim};
+    use store::{AuditAction, AuditFilter, NewResult};
 
     /// A recording past retention: the file goes, the result forgets it, the audit log says so.
     #[tokio::test]
@@ -450,60 +451,14 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let wav = dir.join("1.wav");
         std::fs::write(&wav, b"RIFF").expect("file");
-        let store = Store::open("sqlite::memory:").await.expect("store");
-        let camp = store
-            .create_campaign(&store::NewCampaign {
-                name: "retention".into(),
-                script_path: "x.toml".into(),
-                script_version: "v".into(),
-                settings: serde_json::json!({}),
-                consent_required: false,
-            })
-            .await
-            .expect("campaign");
-        store
-            .set_campaign_state(camp, CampaignState::Running)
-            .await
-            .expect("running");
-        store
-            .insert_contacts(
-                camp,
-                &[store::NewContact {
-                    phone_e164: "+380501234567".into(),
-                    ..store::NewContact::default()
-                }],
-                b"key",
-            )
-            .await
-            .expect("contact");
-        let now = Utc::now().timestamp_millis() + 1;
-        let c = store
-            .claim_due(ClaimScope::Campaign(camp), "n", now, 1, 30_000)
-            .await
-            .expect("claim")
-            .pop()
-            .expect("due");
-        let a = store
-            .start_attempt(c.id, camp, "n", None, now)
-            .await
-            .expect("start");
-        store
-            .finish_attempt(
-                a,
-                AttemptEnd {
-                    now_ms: now,
-                    outcome: "answered".into(),
-                    sip_status: Some(200),
-                    result: Some(NewResult {
-                        outcome: "answered".into(),
-                        recording_path: Some(wav.display().to_string()),
-                        ..NewResult::default()
-                    }),
-                    next: Next::Done,
-                },
-            )
-            .await
-            .expect("finish");
+        let (store, camp) = campaign_with_contact(None).await;
+        let c = claim(&store, camp).await;
+        let result = NewResult {
+            outcome: "answered".into(),
+            recording_path: Some(wav.display().to_string()),
+            ..NewResult::default()
+        };
+        let a = attempt(&store, camp, &c, "answered", Some(result)).await;
         // Kept for a day: nothing to do yet.
         assert_eq!(retention(&store, Duration::from_secs(86_400)).await, 0);
         assert!(wav.exists());
