@@ -225,7 +225,6 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 #[test]
-#[ignore = "needs `dialer serve` with the [grpc] section wired to control::start (crates/dialer/src/serve_grpc.rs)"]
 fn python_client_drives_a_campaign_through_a_server_restart() {
     let python = python();
     let sim = Sim::start("grpc-e2e", PERSONAS, &[]);
