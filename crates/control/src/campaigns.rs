@@ -118,22 +118,34 @@ impl Campaigns {
         to: CampaignState,
         resume_only: bool,
     ) -> Result<pb::Campaign, Status> {
-        let c = load_campaign(&self.0, id).await?;
-        if resume_only && c.state == CampaignState::Draft {
-            return Err(Status::failed_precondition(
-                "the campaign was never started: use StartCampaign",
-            ));
-        }
-        if transition(c.state, to)?.is_some() {
-            self.0
+        // Compare-and-set: a concurrent change (another operator, a node finishing the
+        // campaign) makes the write miss; the transition is then checked again on the new
+        // state (bounded: a few rounds).
+        for _ in 0..5 {
+            let c = load_campaign(&self.0, id).await?;
+            if resume_only && c.state == CampaignState::Draft {
+                return Err(Status::failed_precondition(
+                    "the campaign was never started: use StartCampaign",
+                ));
+            }
+            if transition(c.state, to)?.is_none() {
+                return Ok(campaign_to_pb(&c));
+            }
+            let changed = self
+                .0
                 .ctx
                 .store
-                .set_campaign_state(c.id, to)
+                .set_campaign_state_if(c.id, c.state, to)
                 .await
                 .map_err(store_status)?;
+            if changed {
+                let c = load_campaign(&self.0, id).await?;
+                return Ok(campaign_to_pb(&c));
+            }
         }
-        let c = load_campaign(&self.0, id).await?;
-        Ok(campaign_to_pb(&c))
+        Err(Status::aborted(
+            "the campaign's state kept changing under this request; try again",
+        ))
     }
 
     async fn create(&self, req: pb::CreateCampaignRequest) -> Result<pb::Campaign, Status> {

@@ -379,18 +379,16 @@ async fn finish_done(store: &Store, campaigns: &[Campaign]) {
     {
         match store.contact_counts(c.id).await {
             Ok(n) if n.total() > 0 && n.pending == 0 && n.in_progress == 0 => {
-                // Another node may have done it already; a race only repeats the same write.
+                // Only from running (an operator's pause or stop meanwhile wins; another
+                // node finishing it first is the same outcome).
                 match store
-                    .set_campaign_state(c.id, CampaignState::Finished)
+                    .set_campaign_state_if(c.id, CampaignState::Running, CampaignState::Finished)
                     .await
                 {
-                    Ok(CampaignState::Running) => {
+                    Ok(true) => {
                         tracing::info!(campaign = c.id.0, "campaign finished: every contact done");
                     }
-                    Ok(prev) => {
-                        // Changed under us (paused, stopped): put it back.
-                        let _ = store.set_campaign_state(c.id, prev).await;
-                    }
+                    Ok(false) => {}
                     Err(e) => tracing::warn!(campaign = c.id.0, error = %e, "cannot finish"),
                 }
             }

@@ -101,6 +101,31 @@ impl Store {
         Ok(prev)
     }
 
+    /// Sets the state only if it is still `from` (compare-and-set, so two operators or nodes
+    /// acting at once cannot both pass a transition check). True when it changed.
+    pub async fn set_campaign_state_if(
+        &self,
+        id: CampaignId,
+        from: CampaignState,
+        to: CampaignState,
+    ) -> Result<bool> {
+        let _guard = self.write_guard().await;
+        let done = sqlx::query(
+            "UPDATE campaigns SET state = $1, updated_at = $2 WHERE id = $3 AND state = $4",
+        )
+        .bind(to.as_str())
+        .bind(wall_ms())
+        .bind(id.0)
+        .bind(from.as_str())
+        .execute(&self.pool)
+        .await?;
+        let changed = done.rows_affected() == 1;
+        if changed {
+            tracing::info!(campaign = id.0, %from, %to, "campaign state");
+        }
+        Ok(changed)
+    }
+
     /// Replaces a campaign's settings JSON.
     pub async fn update_campaign_settings(
         &self,

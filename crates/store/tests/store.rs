@@ -1124,6 +1124,23 @@ async fn heartbeats_and_cap_counts(db: &TestDb) {
     store.leave("n1").await.unwrap();
     assert_eq!(store.heartbeat("n2", t0 + 6_300, 5_000).await.unwrap(), 1);
 
+    // Compare-and-set of a campaign's state: only from the expected state.
+    let cas = running_campaign(&store, "cas", true).await;
+    assert!(
+        !store
+            .set_campaign_state_if(cas, CampaignState::Paused, CampaignState::Running)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .set_campaign_state_if(cas, CampaignState::Running, CampaignState::Finished)
+            .await
+            .unwrap()
+    );
+    let c = store.get_campaign(cas).await.unwrap().unwrap();
+    assert_eq!(c.state, CampaignState::Finished);
+
     // The same number in two campaigns; three attempts in one, one in the other.
     let a = running_campaign(&store, "caps-a", true).await;
     let b = running_campaign(&store, "caps-b", true).await;
