@@ -82,8 +82,10 @@ pub(crate) struct SimulateArgs {
     measure_send: bool,
     /// Append one JSON line per call to FILE, written as it happens: `{"ev":"invite",
     /// "call_id", "attempt" (the caller's X-Dialer-Attempt tag), "persona", "at_ms"}` when a
-    /// new INVITE arrives and `{"ev":"end", "call_id", "reason", "at_ms"}` when it ends; the
-    /// callee's own record, to check a dialer against (no call lost, none placed twice).
+    /// new INVITE arrives, `{"ev":"refer", "call_id", "target" (the Refer-To URI), "at_ms"}`
+    /// when the caller transfers the call (REFER accepted) and `{"ev":"end", "call_id",
+    /// "reason", "at_ms"}` when it ends; the callee's own record, to check a dialer against
+    /// (no call lost, none placed twice, transfers made).
     #[arg(long, value_name = "FILE")]
     call_log: Option<PathBuf>,
 }
@@ -257,7 +259,20 @@ impl Sim {
                 }
             }
             UasEvent::Ended { call, reason } => self.ended(call, reason),
+            UasEvent::Referred { call, target } => self.referred(call, target),
         }
+    }
+
+    /// The caller transferred the call (REFER accepted; the UAS reports it by NOTIFY).
+    fn referred(&mut self, call: UasCallId, target: String) {
+        let Some(call_id) = self.calls.get(&call).map(|l| l.call_id.clone()) else {
+            return;
+        };
+        tracing::info!(call = call.0, %target, "call transferred");
+        self.log(
+            serde_json::json!({"ev": "refer", "call_id": call_id, "target": target,
+            "at_ms": chrono::Utc::now().timestamp_millis()}),
+        );
     }
 
     fn log(&mut self, line: serde_json::Value) {

@@ -5,7 +5,14 @@
 //! retransmitted, Timer G/H/I for non-2xx finals, absorption of the ACK), 2xx retransmission
 //! with T1 doubling up to T2 until the ACK arrives (RFC 3261 §13.3.1.4, BYE after 64·T1 without
 //! one), CANCEL (200 + 487), in-dialog BYE/UPDATE/re-INVITE with a Timer J response cache, and
-//! its own client transactions (BYE, re-INVITE, UPDATE) built on [`sip::transaction`].
+//! its own client transactions (BYE, re-INVITE, UPDATE, NOTIFY) built on [`sip::transaction`].
+//!
+//! A REFER in the dialog (blind transfer, RFC 3515) is accepted with 202 and its implicit
+//! subscription reported by two NOTIFYs carrying `message/sipfrag`: `SIP/2.0 100 Trying`
+//! ([`UasConfig::refer_notify_delay`] later), then `SIP/2.0 200 OK` with the subscription
+//! terminated (the same delay after the first NOTIFY's 2xx), as if the transfer target had
+//! answered. The transferor is then expected to BYE. A REFER without exactly one Refer-To gets
+//! 400.
 //!
 //! Run loop, like every state machine of the project:
 //!
@@ -93,6 +100,9 @@ pub struct UasConfig {
     /// Keep a [`CallRecord`] of every finished call (tests). Off for long runs, whose memory
     /// must not grow with the number of calls.
     pub keep_records: bool,
+    /// After a REFER's 202: when the NOTIFY `100 Trying` goes out; after that NOTIFY's 2xx:
+    /// when the final NOTIFY `200 OK` does.
+    pub refer_notify_delay: Duration,
 }
 
 impl UasConfig {
@@ -118,6 +128,7 @@ impl UasConfig {
             limits: Limits::default(),
             driven: false,
             keep_records: true,
+            refer_notify_delay: Duration::from_millis(200),
         }
     }
 }
@@ -169,6 +180,9 @@ pub enum UasEvent {
     MediaUpdated { call: UasCallId, media: Negotiated },
     /// The call is over for the callee (sent once per call).
     Ended { call: UasCallId, reason: EndReason },
+    /// A REFER was accepted (202): the caller transfers the call to `target` (the Refer-To
+    /// URI, without angle brackets or header parameters).
+    Referred { call: UasCallId, target: String },
 }
 
 /// Counters of the UAS.
@@ -233,6 +247,12 @@ pub struct CallRecord {
     /// Final status of our re-INVITE ([`Persona::ReInvite`]) and whether the 2xx carried SDP.
     pub reinvite_status: Option<u16>,
     pub reinvite_answer_sdp: bool,
+    /// Refer-To of the last REFER accepted (the URI without angle brackets).
+    pub refer_to: Option<String>,
+    /// REFERs answered 400 (no Refer-To, or more than one).
+    pub bad_refers: u32,
+    /// Final statuses of our NOTIFYs, in order (408 on timeout).
+    pub notify_statuses: Vec<u16>,
     /// The call's state is gone (everything absorbed and timed out).
     pub finished: bool,
 }
@@ -257,6 +277,9 @@ impl CallRecord {
             session_expired: false,
             reinvite_status: None,
             reinvite_answer_sdp: false,
+            refer_to: None,
+            bad_refers: 0,
+            notify_statuses: Vec::new(),
             finished: false,
         }
     }
@@ -358,6 +381,21 @@ struct UasDialog {
     reinvite_after_ack: bool,
     /// Our own re-INVITE/UPDATE is in flight (a crossing re-INVITE gets 491).
     offer_in_flight: bool,
+    /// The implicit subscription of an accepted REFER.
+    transfer: Option<Transfer>,
+    /// When its next NOTIFY goes out.
+    notify_at: Option<Instant>,
+}
+
+/// Where the implicit subscription of a REFER is (RFC 3515 §2.4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transfer {
+    /// 202 sent; the NOTIFY `100 Trying` is due at `notify_at`.
+    Accepted,
+    /// `100 Trying` sent; the final NOTIFY is due `refer_notify_delay` after its 2xx.
+    Trying,
+    /// The final NOTIFY sent, or the subscription failed (a NOTIFY refused or timed out).
+    Done,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,6 +403,7 @@ enum Purpose {
     Bye,
     ReInvite,
     Refresh,
+    Notify,
 }
 
 #[derive(Debug)]
@@ -451,9 +490,9 @@ impl Ctx<'_> {
 
     fn allow(&self) -> &'static str {
         if self.cfg.use_update {
-            "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE"
+            "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, REFER"
         } else {
-            "INVITE, ACK, CANCEL, BYE, OPTIONS"
+            "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER"
         }
     }
 
@@ -500,6 +539,23 @@ fn due(t: Option<Instant>, now: Instant) -> bool {
 fn watch_interval(se: u32) -> Duration {
     let se = Duration::from_secs(u64::from(se));
     se - Duration::from_secs(32).min(se / 3)
+}
+
+/// The URI of a Refer-To value (`<sip:a@b;transport=tcp>;p` or `sip:a@b;p`), when it parses.
+fn refer_target(value: &str) -> Option<String> {
+    let v = value.trim();
+    let uri = match v.find('<') {
+        Some(open) => {
+            let rest = &v[open + 1..];
+            &rest[..rest.find('>')?]
+        }
+        None => v.split(';').next().unwrap_or_default(),
+    }
+    .trim();
+    if uri.is_empty() || Uri::parse(uri).is_err() {
+        return None;
+    }
+    Some(uri.to_owned())
 }
 
 /// Parse `1800;refresher=uac`.
@@ -636,6 +692,7 @@ impl UasCall {
                 t = min_opt(t, d.reinvite_at);
                 t = min_opt(t, d.refresh_at);
                 t = min_opt(t, d.expire_at);
+                t = min_opt(t, d.notify_at);
             }
         }
         for c in &self.clients {
@@ -987,6 +1044,8 @@ impl UasCall {
                 expire_at: None,
                 reinvite_after_ack: false,
                 offer_in_flight: false,
+                transfer: None,
+                notify_at: None,
             };
             match &persona {
                 Some(Persona::Answer {
@@ -1198,6 +1257,7 @@ impl UasCall {
                     self.respond_cached(ctx, now, src, branch, req, resp);
                 }
             }
+            Method::Refer => self.on_refer(ctx, now, src, branch, i, req),
             Method::Options | Method::Info | Method::Notify => {
                 let resp = req.make_response(200, "OK", None);
                 self.respond_cached(ctx, now, src, branch, req, resp);
@@ -1208,6 +1268,57 @@ impl UasCall {
                 self.respond_cached(ctx, now, src, branch, req, resp);
             }
         }
+    }
+
+    /// REFER (RFC 3515): 202 and an implicit subscription reported by NOTIFYs; 400 without
+    /// exactly one usable Refer-To; 500 with Retry-After while an earlier transfer of the
+    /// dialog is still being notified.
+    fn on_refer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        now: Instant,
+        src: SocketAddr,
+        branch: &str,
+        i: usize,
+        req: &Request,
+    ) {
+        let values: Vec<&str> = req.headers.get_all(&HeaderName::ReferTo).collect();
+        let target = match values.as_slice() {
+            [one] => refer_target(one),
+            _ => None,
+        };
+        let Some(target) = target else {
+            self.record.bad_refers += 1;
+            let reason = if values.is_empty() {
+                "Missing Refer-To"
+            } else {
+                "Bad Refer-To"
+            };
+            let resp = req.make_response(400, reason, None);
+            self.respond_cached(ctx, now, src, branch, req, resp);
+            return;
+        };
+        if matches!(
+            self.dialogs[i].transfer,
+            Some(Transfer::Accepted | Transfer::Trying)
+        ) {
+            let mut resp = req.make_response(500, "Transfer In Progress", None);
+            resp.headers.push(HeaderName::RetryAfter, "1");
+            self.respond_cached(ctx, now, src, branch, req, resp);
+            return;
+        }
+        let mut resp = req.make_response(202, "Accepted", None);
+        resp.headers.push(HeaderName::Contact, ctx.contact());
+        self.respond_cached(ctx, now, src, branch, req, resp);
+        tracing::debug!(call_id = %self.call_id, %target, "uas: REFER accepted");
+        self.record.refer_to = Some(target.clone());
+        let d = &mut self.dialogs[i];
+        d.transfer = Some(Transfer::Accepted);
+        d.notify_at = Some(now + ctx.cfg.refer_notify_delay);
+        ctx.event(UasEvent::Referred {
+            call: UasCallId(ctx.key),
+            target,
+        });
     }
 
     /// Send a response to a non-INVITE (or stray) request and keep it for Timer J.
@@ -1244,23 +1355,9 @@ impl UasCall {
         purpose: Purpose,
         with_sdp: bool,
     ) {
-        let via = ctx.via();
-        let contact = ctx.contact();
         let body = with_sdp.then(|| self.sdp_body(ctx, self.dialogs[i].local_seq + 2, true));
+        let mut r = self.in_dialog_request(ctx, i, method);
         let d = &mut self.dialogs[i];
-        d.local_seq += 1;
-        let mut r = Request::new(method.clone(), d.target_uri.clone());
-        r.headers.push(HeaderName::Via, via);
-        r.headers.push(HeaderName::MaxForwards, "70");
-        r.headers
-            .push(HeaderName::From, format!("{};tag={}", d.local_uri, d.tag));
-        r.headers.push(HeaderName::To, d.remote.clone());
-        r.headers.push(HeaderName::CallId, self.call_id.clone());
-        r.headers
-            .push(HeaderName::CSeq, format!("{} {method}", d.local_seq));
-        if method != Method::Bye {
-            r.headers.push(HeaderName::Contact, contact);
-        }
         if purpose == Purpose::Refresh
             && let Some(s) = d.session
         {
@@ -1277,8 +1374,41 @@ impl UasCall {
         if matches!(purpose, Purpose::ReInvite | Purpose::Refresh) {
             d.offer_in_flight = true;
         }
+        self.start_client(ctx, now, i, r, purpose);
+    }
+
+    /// A request of ours in dialog `i`, with the dialog's next CSeq and a Contact (not on BYE).
+    fn in_dialog_request(&mut self, ctx: &mut Ctx<'_>, i: usize, method: Method) -> Request {
+        let via = ctx.via();
+        let contact = ctx.contact();
+        let d = &mut self.dialogs[i];
+        d.local_seq += 1;
+        let mut r = Request::new(method.clone(), d.target_uri.clone());
+        r.headers.push(HeaderName::Via, via);
+        r.headers.push(HeaderName::MaxForwards, "70");
+        r.headers
+            .push(HeaderName::From, format!("{};tag={}", d.local_uri, d.tag));
+        r.headers.push(HeaderName::To, d.remote.clone());
+        r.headers.push(HeaderName::CallId, self.call_id.clone());
+        r.headers
+            .push(HeaderName::CSeq, format!("{} {method}", d.local_seq));
+        if method != Method::Bye {
+            r.headers.push(HeaderName::Contact, contact);
+        }
+        r
+    }
+
+    /// Send `r` in dialog `i` through a client transaction (retransmitted over UDP).
+    fn start_client(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        now: Instant,
+        i: usize,
+        r: Request,
+        purpose: Purpose,
+    ) {
         let tx = ClientTransaction::new(r, ctx.reliable(), ctx.cfg.timers, now);
-        ctx.send(d.target, tx.bytes().to_vec());
+        ctx.send(self.dialogs[i].target, tx.bytes().to_vec());
         self.clients.push(OutTx {
             tx,
             dialog: i,
@@ -1286,6 +1416,32 @@ impl UasCall {
             ack: None,
             done: false,
         });
+    }
+
+    /// The next NOTIFY of dialog `i`'s REFER subscription: `100 Trying` (subscription active),
+    /// then `200 OK` (terminated: the transfer target answered).
+    fn send_notify(&mut self, ctx: &mut Ctx<'_>, now: Instant, i: usize) {
+        let (state, frag, next) = match self.dialogs[i].transfer {
+            Some(Transfer::Accepted) => (
+                "active;expires=60",
+                "SIP/2.0 100 Trying\r\n",
+                Transfer::Trying,
+            ),
+            Some(Transfer::Trying) => (
+                "terminated;reason=noresource",
+                "SIP/2.0 200 OK\r\n",
+                Transfer::Done,
+            ),
+            Some(Transfer::Done) | None => return,
+        };
+        self.dialogs[i].transfer = Some(next);
+        let mut r = self.in_dialog_request(ctx, i, Method::Notify);
+        r.headers.push(HeaderName::Event, "refer");
+        r.headers.push(HeaderName::SubscriptionState, state);
+        r.headers
+            .push(HeaderName::ContentType, "message/sipfrag;version=2.0");
+        r.body = frag.as_bytes().to_vec();
+        self.start_client(ctx, now, i, r, Purpose::Notify);
     }
 
     fn send_bye(&mut self, ctx: &mut Ctx<'_>, now: Instant, i: usize) {
@@ -1399,6 +1555,16 @@ impl UasCall {
                     self.send_bye(ctx, now, i);
                 }
             }
+            Purpose::Notify => {
+                self.record.notify_statuses.push(status);
+                if !resp.is_success() {
+                    // RFC 6665 §4.1.3: a NOTIFY refused ends the subscription.
+                    d.transfer = Some(Transfer::Done);
+                    d.notify_at = None;
+                } else if d.transfer == Some(Transfer::Trying) {
+                    d.notify_at = Some(now + ctx.cfg.refer_notify_delay);
+                }
+            }
         }
     }
 
@@ -1420,6 +1586,12 @@ impl UasCall {
             Purpose::Refresh => {
                 self.dialogs[i].offer_in_flight = false;
                 self.send_bye(ctx, now, i);
+            }
+            Purpose::Notify => {
+                self.record.notify_statuses.push(408);
+                let d = &mut self.dialogs[i];
+                d.transfer = Some(Transfer::Done);
+                d.notify_at = None;
             }
         }
     }
@@ -1510,6 +1682,11 @@ impl UasCall {
                 } else {
                     self.send_refresh(ctx, now, i);
                 }
+            }
+            let d = &mut self.dialogs[i];
+            if due(d.notify_at, now) {
+                d.notify_at = None;
+                self.send_notify(ctx, now, i);
             }
         }
         let mut k = 0;
@@ -2228,6 +2405,348 @@ mod tests {
                 while u.poll_output().is_some() {}
             }
             assert!(u.stats().received == 400);
+        }
+    }
+
+    // ----- REFER (blind transfer) ------------------------------------------------------------
+
+    const MANAGER: &str = "sip:manager@127.0.0.1:5090";
+
+    /// A request of the caller in the dialog `to_tag` of call `call_id`.
+    fn in_dialog(
+        method: &str,
+        branch: &str,
+        call_id: &str,
+        to_tag: &str,
+        seq: u32,
+        extra: &str,
+    ) -> String {
+        format!(
+            "{method} sip:uas@127.0.0.1:5070 SIP/2.0\r\nVia: SIP/2.0/UDP {UAC};branch={branch}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:1000@127.0.0.1>;tag=caller\r\n\
+             To: <sip:100@127.0.0.1>;tag={to_tag}\r\nCall-ID: {call_id}\r\nCSeq: {seq} {method}\r\n\
+             {extra}Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn refer(branch: &str, call_id: &str, to_tag: &str, seq: u32, refer_to: &str) -> String {
+        in_dialog(
+            "REFER",
+            branch,
+            call_id,
+            to_tag,
+            seq,
+            &format!("{refer_to}Referred-By: <sip:1000@127.0.0.1>\r\n"),
+        )
+    }
+
+    /// Everything the UAS sent, parsed.
+    fn sent(u: &mut Uas) -> Vec<Message> {
+        std::iter::from_fn(|| u.poll_output())
+            .map(|t| {
+                assert_eq!(t.dest, uac());
+                Message::parse(&t.data).expect("the UAS sends valid SIP")
+            })
+            .collect()
+    }
+
+    fn header<'a>(r: &'a Request, name: &HeaderName) -> Option<&'a str> {
+        r.headers.get(name)
+    }
+
+    /// A driven call answered at `t0` and ACKed: the UAS, the call, its To-tag.
+    fn answered_call(t0: Instant, call_id: &str) -> (Uas, UasCallId, String) {
+        let mut u = driven();
+        u.handle_datagram(t0, uac(), invite("z9hG4bKi", call_id).as_bytes());
+        let Some(UasEvent::Incoming { call, .. }) = u.poll_event() else {
+            panic!("no Incoming event");
+        };
+        let answer = Persona::Answer {
+            ring: Duration::ZERO,
+            talk: None,
+        };
+        assert!(u.accept(t0, call, answer, None));
+        u.handle_timeout(t0);
+        let ok = responses(&mut u).pop().expect("a 2xx");
+        assert_eq!(ok.status, 200);
+        assert!(
+            ok.headers
+                .list(&HeaderName::Allow)
+                .any(|m| m.trim() == "REFER"),
+            "REFER is advertised"
+        );
+        let tag = ok.headers.to_tag().unwrap();
+        u.handle_datagram(t0, uac(), ack("z9hG4bKa", call_id, &tag).as_bytes());
+        assert!(matches!(u.poll_event(), Some(UasEvent::Answered { .. })));
+        assert!(u.poll_output().is_none());
+        (u, call, tag)
+    }
+
+    /// Run the timers up to `until`; the requests sent on the way with their times.
+    fn requests_until(u: &mut Uas, until: Instant) -> Vec<(Instant, Request)> {
+        let mut out = vec![];
+        while let Some(t) = u.poll_timeout().filter(|t| *t <= until) {
+            u.handle_timeout(t);
+            for m in sent(u) {
+                if let Message::Request(r) = m {
+                    out.push((t, r));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn refer_is_accepted_then_notified_with_sipfrag_until_terminated() {
+        let t0 = Instant::now();
+        let (mut u, call, tag) = answered_call(t0, "x1");
+        let t1 = t0 + Duration::from_secs(5);
+        let req = refer(
+            "z9hG4bKr1",
+            "x1",
+            &tag,
+            2,
+            &format!("Refer-To: <{MANAGER}>\r\n"),
+        );
+        u.handle_datagram(t1, uac(), req.as_bytes());
+        assert_eq!(statuses(&mut u), vec![202]);
+        assert_eq!(
+            u.poll_event(),
+            Some(UasEvent::Referred {
+                call,
+                target: MANAGER.into()
+            })
+        );
+        // A retransmitted REFER gets the same 202 and nothing else.
+        u.handle_datagram(t1, uac(), req.as_bytes());
+        assert_eq!(statuses(&mut u), vec![202]);
+        assert_eq!(u.poll_event(), None, "one transfer, one event");
+        assert_eq!(
+            u.call_record(call).unwrap().refer_to.as_deref(),
+            Some(MANAGER)
+        );
+
+        // 200 ms later: NOTIFY "100 Trying", subscription active, in the dialog; over UDP it is
+        // retransmitted (Timer E) until answered.
+        let delay = u.config().refer_notify_delay;
+        assert_eq!(delay, Duration::from_millis(200));
+        let sent1 = requests_until(&mut u, t1 + delay + Duration::from_millis(600));
+        assert_eq!(
+            sent1.len(),
+            2,
+            "the NOTIFY and one retransmission: {sent1:?}"
+        );
+        let (at, n1) = &sent1[0];
+        assert_eq!(*at, t1 + delay);
+        assert_eq!(sent1[1].1, *n1, "the retransmission is the same request");
+        assert_eq!(n1.method, Method::Notify);
+        assert_eq!(n1.uri, "sip:1000@127.0.0.1:5062", "to the caller's Contact");
+        assert_eq!(header(n1, &HeaderName::Event), Some("refer"));
+        assert_eq!(
+            header(n1, &HeaderName::SubscriptionState),
+            Some("active;expires=60")
+        );
+        assert_eq!(
+            header(n1, &HeaderName::ContentType),
+            Some("message/sipfrag;version=2.0")
+        );
+        assert_eq!(n1.body, b"SIP/2.0 100 Trying\r\n");
+        assert_eq!(n1.headers.call_id(), Some("x1"));
+        assert_eq!(n1.headers.to_tag().as_deref(), Some("caller"));
+        assert!(
+            header(n1, &HeaderName::From)
+                .unwrap()
+                .ends_with(&format!(";tag={tag}"))
+        );
+        assert!(n1.headers.contact().is_some());
+        let seq1 = n1.headers.cseq().unwrap().seq;
+        let t2 = t1 + delay + Duration::from_millis(600);
+        u.handle_datagram(t2, uac(), &n1.make_response(200, "OK", None).to_bytes());
+        assert!(u.poll_output().is_none());
+
+        // Its 2xx in, 200 ms later: the final NOTIFY "200 OK", subscription terminated.
+        let sent2 = requests_until(&mut u, t2 + delay);
+        assert_eq!(sent2.len(), 1, "{sent2:?}");
+        let (at, n2) = &sent2[0];
+        assert_eq!(*at, t2 + delay);
+        assert_eq!(n2.method, Method::Notify);
+        assert_eq!(header(n2, &HeaderName::Event), Some("refer"));
+        assert_eq!(
+            header(n2, &HeaderName::SubscriptionState),
+            Some("terminated;reason=noresource")
+        );
+        assert_eq!(
+            header(n2, &HeaderName::ContentType),
+            Some("message/sipfrag;version=2.0")
+        );
+        assert_eq!(n2.body, b"SIP/2.0 200 OK\r\n");
+        assert_eq!(
+            n2.headers.cseq().unwrap().seq,
+            seq1 + 1,
+            "the dialog's next CSeq"
+        );
+        let t3 = t2 + delay;
+        u.handle_datagram(t3, uac(), &n2.make_response(200, "OK", None).to_bytes());
+        assert!(
+            requests_until(&mut u, t3 + Duration::from_secs(5)).is_empty(),
+            "no third NOTIFY"
+        );
+        let r = u.call_record(call).unwrap();
+        assert_eq!(r.notify_statuses, vec![200, 200]);
+        assert_eq!(r.bad_refers, 0);
+
+        // The transferor hangs up: an ordinary BYE.
+        let t4 = t3 + Duration::from_secs(5);
+        u.handle_datagram(
+            t4,
+            uac(),
+            in_dialog("BYE", "z9hG4bKb", "x1", &tag, 3, "").as_bytes(),
+        );
+        assert_eq!(statuses(&mut u), vec![200]);
+        assert_eq!(
+            u.poll_event(),
+            Some(UasEvent::Ended {
+                call,
+                reason: EndReason::CallerBye
+            })
+        );
+    }
+
+    #[test]
+    fn refer_without_one_usable_refer_to_gets_400() {
+        let t0 = Instant::now();
+        let (mut u, call, tag) = answered_call(t0, "x2");
+        let bad = [
+            ("z9hG4bKn1", String::new()),
+            (
+                "z9hG4bKn2",
+                format!("Refer-To: <{MANAGER}>\r\nRefer-To: <sip:b@127.0.0.1>\r\n"),
+            ),
+            ("z9hG4bKn3", "Refer-To: <>\r\n".to_owned()),
+            ("z9hG4bKn4", "Refer-To: <sip:oops\r\n".to_owned()),
+        ];
+        for (seq, (branch, refer_to)) in (2..).zip(&bad) {
+            u.handle_datagram(
+                t0,
+                uac(),
+                refer(branch, "x2", &tag, seq, refer_to).as_bytes(),
+            );
+            let resp = responses(&mut u);
+            assert_eq!(resp.len(), 1);
+            assert_eq!(resp[0].status, 400, "{refer_to:?}");
+        }
+        assert_eq!(u.poll_event(), None, "no transfer reported");
+        assert!(
+            requests_until(&mut u, t0 + Duration::from_secs(10)).is_empty(),
+            "no NOTIFY for a refused REFER"
+        );
+        let r = u.call_record(call).unwrap();
+        assert_eq!((r.bad_refers, r.refer_to.as_ref()), (4, None));
+        // The dialog goes on: a good REFER is accepted; a second one while it is notified waits.
+        let t1 = t0 + Duration::from_secs(10);
+        let good = refer(
+            "z9hG4bKg1",
+            "x2",
+            &tag,
+            10,
+            &format!("Refer-To: {MANAGER};x=1\r\n"),
+        );
+        u.handle_datagram(t1, uac(), good.as_bytes());
+        assert_eq!(statuses(&mut u), vec![202]);
+        let again = refer(
+            "z9hG4bKg2",
+            "x2",
+            &tag,
+            11,
+            &format!("Refer-To: <{MANAGER}>\r\n"),
+        );
+        u.handle_datagram(t1, uac(), again.as_bytes());
+        let busy = responses(&mut u);
+        assert_eq!(busy[0].status, 500);
+        assert_eq!(busy[0].headers.get(&HeaderName::RetryAfter), Some("1"));
+        assert_eq!(
+            u.poll_event(),
+            Some(UasEvent::Referred {
+                call,
+                target: MANAGER.into()
+            }),
+            "header parameters are not part of the target"
+        );
+    }
+
+    /// Our UAC ([`sip::Call`]) against the UAS in simulated time: REFER, 202, NOTIFY 100 then
+    /// 200 seen as `ReferProgress`, then the transferor's BYE; the same under 20 % loss.
+    fn transfer_through_the_harness(net: crate::NetConfig) {
+        use crate::harness::{Pair, PairConfig};
+        use sip::CallEvent;
+        let mut p = Pair::new(PairConfig {
+            net,
+            ..PairConfig::default()
+        });
+        let cfg = p.call_config("380441234567");
+        let h = p.place(
+            cfg,
+            Persona::Answer {
+                ring: Duration::from_secs(1),
+                talk: None,
+            },
+        );
+        p.run_for(Duration::from_secs(5));
+        assert!(
+            p.events(h)
+                .iter()
+                .any(|(_, e)| matches!(e, CallEvent::Answered { .. })),
+            "answered"
+        );
+        let now = p.now();
+        p.endpoint
+            .refer(now, h, MANAGER)
+            .expect("REFER in the dialog");
+        let progress = |p: &Pair| -> Vec<(u16, bool)> {
+            p.events(h)
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    CallEvent::ReferProgress { status, done } => Some((*status, *done)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let deadline = p.now() + Duration::from_secs(60);
+        while !progress(&p).last().is_some_and(|(_, done)| *done) {
+            assert!(
+                p.now() < deadline && p.step(),
+                "no final NOTIFY: {:?}",
+                p.events(h)
+            );
+        }
+        assert_eq!(progress(&p), vec![(100, false), (200, true)]);
+        // The transferor hangs up once the NOTIFY says the transfer is done.
+        let now = p.now();
+        p.endpoint.hangup(now, h).expect("BYE");
+        assert!(p.run_until_idle(Duration::from_secs(3600)));
+        let report = p.report(h).expect("the call ended");
+        assert_eq!(report.hangup_by, Some(sip::HangupBy::Us));
+        assert_eq!(report.outcome, sip::Outcome::Answered);
+        let u = p.uas_record(h).expect("UAS record");
+        assert_eq!(u.refer_to.as_deref(), Some(MANAGER));
+        assert_eq!(u.notify_statuses, vec![200, 200]);
+        assert!(u.got_bye() && u.finished);
+        assert_eq!(p.uas.live_calls(), 0);
+    }
+
+    #[test]
+    fn uac_transfer_is_notified_100_then_200_done() {
+        transfer_through_the_harness(crate::NetConfig::default());
+    }
+
+    #[test]
+    fn uac_transfer_survives_20_percent_loss() {
+        for seed in [1, 2, 3] {
+            transfer_through_the_harness(crate::NetConfig {
+                loss: 0.2,
+                seed,
+                ..crate::NetConfig::default()
+            });
         }
     }
 }
