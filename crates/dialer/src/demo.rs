@@ -305,6 +305,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<String> {
         record_dir: Some(recordings),
         stop_when_done: true,
         bind: "127.0.0.1:0".parse().expect("literal address"),
+        seed: engine::node::fresh_seed("demo", campaign),
     };
     let (control_tx, control_rx) = tokio::sync::watch::channel(Control::Run);
     // Ctrl-C: no new calls, live calls finish, then the report.

@@ -69,8 +69,10 @@ fn init_logging(l: &Loaded) -> Result<(), String> {
             tracing_subscriber::EnvFilter::try_new(&l.cfg.log.level).map_err(|e| e.to_string())?
         }
     };
+    // Colours only for a person at a terminal, never into files and journals.
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match l.cfg.log.format {
         LogFormat::Json => b.json().try_init(),

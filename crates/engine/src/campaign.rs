@@ -95,6 +95,9 @@ pub struct RunnerConfig {
     pub stop_when_done: bool,
     /// Local SIP address.
     pub bind: SocketAddr,
+    /// Seed of Call-IDs, tags and branches: different for every runner, node and restart (a
+    /// restarted node must not reuse the Call-IDs of its previous life).
+    pub seed: u64,
 }
 
 /// What the operator asks of a running campaign; takes effect within a tick.
@@ -402,7 +405,10 @@ pub async fn run(
             channel_capacity: 16_384,
             ..TransportConfig::default()
         },
-        endpoint: EndpointConfig::default(),
+        endpoint: EndpointConfig {
+            seed: cfg.seed,
+            ..EndpointConfig::default()
+        },
     })
     .await
     .map_err(|e| RunnerError::Bind(cfg.bind, e))?;

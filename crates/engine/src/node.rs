@@ -368,7 +368,24 @@ fn runner_config(
         record_dir: Some(record_dir),
         stop_when_done: false,
         bind,
+        seed: fresh_seed(&cfg.name, c.id),
     })
+}
+
+/// A seed no other runner, node or earlier life of this node uses: the process's random
+/// hasher keys, the time, the node and the campaign.
+pub fn fresh_seed(node: &str, campaign: CampaignId) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write(node.as_bytes());
+    h.write_i64(campaign.0);
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
 }
 
 /// Running campaigns with nothing left to call become `finished`.
