@@ -22,10 +22,20 @@
 //!
 //! Every loop is bounded: dialling stops after `--duration`, live calls end by themselves after
 //! `--call-secs`, and a hard deadline (`duration + call_secs + 30 s`) hangs up whatever is left.
+//!
+//! Two comparisons can follow the run in the same invocation, each printed against our own
+//! figures:
+//! - `--sipp`: SIPp as the UAC places the same number of calls at the same rate, concurrency
+//!   and length against a fresh simulator with the same personas and seed (INVITE with SDP,
+//!   a G.711 pcap as long as the call, BYE; `scripts/sipp/uac_pcap.xml`); SIPp's CPU comes
+//!   from `/proc/<pid>/stat` like ours, and the report divides our CPU per call by SIPp's.
+//! - `--floor`: the raw UDP floor ([`floor`]): the kernel's cost for the same packets (same
+//!   size, 50 per second per call each way, the run's peak live calls) with plain `sendto`
+//!   and with `sendmmsg`, and our CPU per live call-minute divided by it.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -44,7 +54,11 @@ use sip::{CallEvent, CallHandle, EndpointConfig, TimerConfig};
 
 use engine::dialogue::{Actions, AsrDone, Conversation};
 
-use crate::children::{Personas, Simulator};
+use crate::children::{Personas, Simulator, TempDir};
+
+// The raw UDP floor of `--floor` (kept beside the bench that is its only user).
+#[path = "floor.rs"]
+mod floor;
 
 /// After dialling and the calls' own length: how long stragglers get before we hang up.
 const HARD_STOP_GRACE: Duration = Duration::from_secs(30);
@@ -97,6 +111,19 @@ pub(crate) struct BenchArgs {
     /// Print the report as one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// After the run, measure the raw UDP floor for the same packets (the run's peak live
+    /// calls, at most 2,000 socket pairs, 172-byte packets every 20 ms each way, `sendto` and
+    /// `sendmmsg`, received with `recvmmsg`) and print our CPU per live call-minute over it.
+    #[arg(long)]
+    floor: bool,
+    /// Seconds of each --floor sending mode.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    floor_secs: f64,
+    /// After the run, have SIPp (`sipp`, as root: it plays the pcap from raw sockets) place
+    /// the same calls at the same rate, concurrency and length against a fresh simulator
+    /// (scripts/sipp/uac_pcap.xml) and print our CPU per call over SIPp's.
+    #[arg(long)]
+    sipp: bool,
 }
 
 #[derive(Debug)]
@@ -113,6 +140,9 @@ struct Plan {
     seed: u64,
     json: bool,
     script: Option<Arc<engine::dialogue::ScriptPlan>>,
+    /// `--floor`: seconds per sending mode.
+    floor: Option<Duration>,
+    sipp: bool,
 }
 
 impl Plan {
@@ -186,7 +216,17 @@ impl Plan {
             }
             None => None,
         };
+        if a.sipp && (target.is_some() || script.is_some()) {
+            return Err("--sipp drives the simulator the bench starts with SIPp's own scenario; not with --target or --script".into());
+        }
+        let floor = if a.floor {
+            Some(secs("--floor-secs", a.floor_secs, 0.1)?)
+        } else {
+            None
+        };
         Ok(Plan {
+            floor,
+            sipp: a.sipp,
             script,
             rate: a.rate,
             concurrency: a.concurrency,
@@ -237,7 +277,10 @@ pub(crate) fn main(runtime: &tokio::runtime::Runtime, args: BenchArgs) -> ExitCo
     };
     crate::simulate::raise_nofile();
     let json = plan.json;
-    match runtime.block_on(run(plan)) {
+    match runtime
+        .block_on(run(&plan))
+        .and_then(|report| compare(&plan, report))
+    {
         Ok(report) => {
             if json {
                 println!("{}", report.to_json());
@@ -396,6 +439,10 @@ struct Report {
     categories: Vec<(String, u64)>,
     asr_ms: Option<Histogram<u64>>,
     asr_failures: u64,
+    /// `--floor`: the raw UDP floor for the same packets.
+    floor: Option<floor::FloorReport>,
+    /// `--sipp`: the same calls placed by SIPp.
+    sipp: Option<SippRun>,
 }
 
 impl Report {
@@ -455,7 +502,7 @@ impl Report {
                 "count": h.len(),
             })
         };
-        serde_json::json!({
+        let mut out = serde_json::json!({
             "params": {
                 "rate": self.rate,
                 "concurrency": self.concurrency,
@@ -496,8 +543,20 @@ impl Report {
             "wall_s": round3(self.wall.as_secs_f64()),
             "machine_busy": self.machine_busy.map(round3),
             "cpus": self.cpus,
-        })
-        .to_string()
+        });
+        // Present only when asked for: without the flags the report is as before.
+        if let Some(obj) = out.as_object_mut() {
+            if let Some(f) = &self.floor {
+                obj.insert(
+                    "floor".into(),
+                    f.json(Some(self.per_live_minute_ms(&self.ours))),
+                );
+            }
+            if let Some(sp) = &self.sipp {
+                obj.insert("sipp".into(), self.sipp_json(sp));
+            }
+        }
+        out.to_string()
     }
 
     fn to_table(&self) -> String {
@@ -603,6 +662,12 @@ impl Report {
                 self.asr_failures
             );
         }
+        if let Some(sp) = &self.sipp {
+            s.push_str(&self.sipp_table(sp));
+        }
+        if let Some(f) = &self.floor {
+            s.push_str(&f.table(Some(self.per_live_minute_ms(&self.ours))));
+        }
         s
     }
 }
@@ -611,10 +676,10 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-async fn run(plan: Plan) -> anyhow::Result<Report> {
+async fn run(plan: &Plan) -> anyhow::Result<Report> {
     let sim = match &plan.target {
         Some(_) => None,
-        None => Some(start_simulator(&plan)?),
+        None => Some(start_simulator(plan)?),
     };
     let trunk = match (&plan.target, &sim) {
         (Some(t), _) => t.clone(),
@@ -623,7 +688,7 @@ async fn run(plan: Plan) -> anyhow::Result<Report> {
             .map_err(|e| anyhow::anyhow!("simulator trunk: {e}"))?,
         (None, None) => unreachable!("a target or a simulator"),
     };
-    let result = drive(&plan, &trunk, sim.as_ref().map(|s| s.pid.clone())).await;
+    let result = drive(plan, &trunk, sim.as_ref().map(|s| s.pid.clone())).await;
     let sim_summary = sim.and_then(Simulator::stop);
     let mut report = result?;
     report.sim_summary = sim_summary;
@@ -951,6 +1016,8 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
         },
         asr_ms: (!asr_ms.is_empty()).then_some(asr_ms),
         asr_failures,
+        floor: None,
+        sipp: None,
     })
 }
 
@@ -985,5 +1052,484 @@ fn start_media(
         && let Some(m) = engine.media_mut(h)
     {
         m.play(Arc::clone(&plan.prompt));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// --sipp and --floor: the comparisons run after the bench, in the same invocation.
+
+/// The comparisons asked for, after the run: SIPp first (it needs a quiet loopback), then the
+/// floor for the run's peak live calls.
+fn compare(plan: &Plan, mut report: Report) -> anyhow::Result<Report> {
+    if plan.sipp {
+        report.sipp = Some(run_sipp(plan, report.placed).context("--sipp")?);
+    }
+    if let Some(secs) = plan.floor {
+        let calls = if report.peak_live > 0 {
+            report.peak_live
+        } else {
+            plan.concurrency as usize
+        };
+        report.floor = Some(floor::run(calls, secs).context("--floor")?);
+    }
+    Ok(report)
+}
+
+/// SIPp as the UAC against a fresh simulator: what it did and cost.
+#[derive(Debug)]
+struct SippRun {
+    calls: u64,
+    rate: f64,
+    concurrency: u32,
+    call_len: Duration,
+    /// From SIPp's statistics file (its last line).
+    created: Option<u64>,
+    successful: Option<u64>,
+    failed: Option<u64>,
+    exit_code: Option<i32>,
+    /// SIPp's whole life (its last `/proc/<pid>/stat` before it was reaped).
+    user_s: f64,
+    system_s: f64,
+    rss_peak_kib: u64,
+    wall: Duration,
+    /// The simulator over SIPp's run.
+    sim: Usage,
+    sim_summary: Option<serde_json::Value>,
+    pcap_packets: usize,
+}
+
+impl SippRun {
+    fn cpu_s(&self) -> f64 {
+        self.user_s + self.system_s
+    }
+    /// Calls that completed (SIPp's count, else the simulator's answered calls).
+    fn completed(&self) -> u64 {
+        self.successful.unwrap_or(0)
+    }
+    fn cpu_ms_per_call(&self) -> f64 {
+        self.cpu_s() * 1000.0 / self.completed().max(1) as f64
+    }
+    fn sim_cpu_ms_per_call(&self) -> f64 {
+        self.sim.cpu_s() * 1000.0 / self.completed().max(1) as f64
+    }
+    fn sim_rtp_in(&self) -> Option<(u64, u64)> {
+        let s = self.sim_summary.as_ref()?;
+        Some((
+            s.pointer("/rtp/packets_in")?.as_u64()?,
+            s.pointer("/rtp/lost_in")?.as_u64()?,
+        ))
+    }
+}
+
+impl Report {
+    /// Our CPU per answered call over SIPp's per completed call.
+    fn ours_over_sipp(&self, sp: &SippRun) -> f64 {
+        Self::per_call_ms(&self.ours, self.answered) / sp.cpu_ms_per_call().max(1e-9)
+    }
+
+    fn sipp_json(&self, sp: &SippRun) -> serde_json::Value {
+        let sim_with_us = self
+            .sim
+            .as_ref()
+            .map(|u| Self::per_call_ms(u, self.answered));
+        serde_json::json!({
+            "params": {
+                "calls": sp.calls,
+                "rate": sp.rate,
+                "concurrency": sp.concurrency,
+                "call_secs": sp.call_len.as_secs_f64(),
+                "pcap_packets": sp.pcap_packets,
+            },
+            "calls_created": sp.created,
+            "calls_successful": sp.successful,
+            "calls_failed": sp.failed,
+            "exit_code": sp.exit_code,
+            "cpu_s": round3(sp.cpu_s()),
+            "user_s": round3(sp.user_s),
+            "system_s": round3(sp.system_s),
+            "cpu_ms_per_call": round3(sp.cpu_ms_per_call()),
+            "rss_peak_kib": sp.rss_peak_kib,
+            "wall_s": round3(sp.wall.as_secs_f64()),
+            "simulator": {
+                "cpu_s": round3(sp.sim.cpu_s()),
+                "cpu_ms_per_call": round3(sp.sim_cpu_ms_per_call()),
+                "rtp_packets_in": sp.sim_rtp_in().map(|(i, _)| i),
+                "rtp_lost_in": sp.sim_rtp_in().map(|(_, l)| l),
+                "calls_answered": sp.sim_summary.as_ref().and_then(|s| s.get("answered").cloned()),
+            },
+            "summary": sp.sim_summary,
+            "ours_over_sipp_cpu_per_call": round3(self.ours_over_sipp(sp)),
+            "simulator_cpu_per_call_with_us_over_with_sipp":
+                sim_with_us.map(|w| round3(w / sp.sim_cpu_ms_per_call().max(1e-9))),
+        })
+    }
+
+    fn sipp_table(&self, sp: &SippRun) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let n = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+        let rtp = sp
+            .sim_rtp_in()
+            .map(|(i, l)| format!("; simulator received {i} RTP (lost {l})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "  SIPp (UAC)      {} calls at {} calls/s, ≤ {} at once, {:.0} s each: created {}, successful {}, failed {} (exit {}){rtp}",
+            sp.calls,
+            sp.rate,
+            sp.concurrency,
+            sp.call_len.as_secs_f64(),
+            n(sp.created),
+            n(sp.successful),
+            n(sp.failed),
+            sp.exit_code
+                .map_or_else(|| "?".to_owned(), |c| c.to_string()),
+        );
+        let _ = writeln!(
+            s,
+            "  SIPp CPU        {:.2} s (user {:.2}, sys {:.2}) over {:.0} s; {:.2} ms per call; RSS peak {:.1} MiB; simulator {:.2} ms per call",
+            sp.cpu_s(),
+            sp.user_s,
+            sp.system_s,
+            sp.wall.as_secs_f64(),
+            sp.cpu_ms_per_call(),
+            sp.rss_peak_kib as f64 / 1024.0,
+            sp.sim_cpu_ms_per_call(),
+        );
+        let _ = writeln!(
+            s,
+            "  dialer / SIPp   {:.2} ms / {:.2} ms CPU per call = {:.2}×",
+            Self::per_call_ms(&self.ours, self.answered),
+            sp.cpu_ms_per_call(),
+            self.ours_over_sipp(sp)
+        );
+        s
+    }
+}
+
+/// The scenario, embedded so the binary runs from anywhere.
+const SIPP_SCENARIO: &str = include_str!("../../../scripts/sipp/uac_pcap.xml");
+/// The pcap the scenario plays (written next to it).
+const SIPP_PCAP: &str = "bench_rtp.pcap";
+/// SIPp's media address: not the callee's RTP destination (see the scenario's comment).
+const SIPP_MEDIA_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// A classic pcap (Ethernet, IPv4, UDP) of `len` of G.711 µ-law RTP: one 172-byte packet every
+/// 20 ms, payload type 0, the bench's synthetic voice in a loop. SIPp replays the UDP payload
+/// as it is and takes the timing from the capture's timestamps. Returns the packet count.
+fn write_rtp_pcap(path: &std::path::Path, len: Duration) -> anyhow::Result<usize> {
+    let voice = synthetic_voice();
+    let frame = (media::SAMPLE_RATE as usize) * media::FRAME_MS as usize / 1000;
+    let packets = (len.as_millis() / u128::from(media::FRAME_MS)).max(1) as usize;
+    let rtp_len = 12 + frame;
+    let udp_len = 8 + rtp_len;
+    let ip_len = 20 + udp_len;
+    let mut out = Vec::with_capacity(24 + packets * (16 + 14 + ip_len));
+    // Global header: magic, v2.4, GMT, accuracy, snaplen, LINKTYPE_ETHERNET.
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65_535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    let mut payload = vec![0u8; frame];
+    for i in 0..packets {
+        let at_us = i as u64 * u64::from(media::FRAME_MS) * 1000;
+        out.extend_from_slice(&((at_us / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((at_us % 1_000_000) as u32).to_le_bytes());
+        let caplen = (14 + ip_len) as u32;
+        out.extend_from_slice(&caplen.to_le_bytes());
+        out.extend_from_slice(&caplen.to_le_bytes());
+        // Ethernet: destination, source, IPv4.
+        out.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        // IPv4 header, 10.0.0.1 → 10.0.0.2 (SIPp sends from -mi to the callee instead).
+        let mut ip = [0u8; 20];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&(ip_len as u16).to_be_bytes());
+        ip[4..6].copy_from_slice(&(i as u16).to_be_bytes());
+        ip[8] = 64;
+        ip[9] = 17;
+        ip[12..16].copy_from_slice(&[10, 0, 0, 1]);
+        ip[16..20].copy_from_slice(&[10, 0, 0, 2]);
+        let sum = ip
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum::<u32>();
+        let sum = (sum & 0xffff) + (sum >> 16);
+        let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        out.extend_from_slice(&ip);
+        // UDP 40000 → 40002, checksum 0 (SIPp computes its own).
+        out.extend_from_slice(&40_000u16.to_be_bytes());
+        out.extend_from_slice(&40_002u16.to_be_bytes());
+        out.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        out.extend_from_slice(&0u16.to_be_bytes());
+        // RTP: V=2, PCMU, marker on the first packet.
+        out.push(0x80);
+        out.push(if i == 0 { 0x80 } else { 0 });
+        out.extend_from_slice(&(i as u16).to_be_bytes());
+        out.extend_from_slice(&((i * frame) as u32).to_be_bytes());
+        out.extend_from_slice(&0x5a1b_0001u32.to_be_bytes());
+        let start = (i * frame) % voice.len().max(1);
+        let pcm: Vec<i16> = (0..frame)
+            .map(|k| {
+                voice
+                    .get((start + k) % voice.len().max(1))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect();
+        media::g711::encode(media::Codec::Pcmu, &pcm, &mut payload);
+        out.extend_from_slice(&payload);
+    }
+    std::fs::write(path, &out).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(packets)
+}
+
+/// A UDP port free on `ip` whose +2 is free as well (SIPp binds -mp and -mp + 2).
+fn free_media_port(ip: Ipv4Addr) -> anyhow::Result<u16> {
+    for _ in 0..50 {
+        let a = std::net::UdpSocket::bind((ip, 0))?;
+        let port = a.local_addr()?.port();
+        if port < 65_000 && std::net::UdpSocket::bind((ip, port + 2)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no free UDP port pair on {ip}")
+}
+
+/// `sipp` on PATH.
+fn sipp_binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("sipp"))
+        .find(|p| p.is_file())
+        .context("`sipp` is not installed (not on PATH): apt-get install sip-tester")
+}
+
+/// The named columns of the last line of SIPp's statistics file (`;`-separated, a header
+/// line first).
+fn sipp_stats(path: &std::path::Path) -> HashMap<String, String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let Some(header) = lines.next() else {
+        return HashMap::new();
+    };
+    let Some(last) = lines.next_back() else {
+        return HashMap::new();
+    };
+    header
+        .split(';')
+        .zip(last.split(';'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// Run SIPp as the UAC for `calls` calls with the plan's rate, concurrency and call length
+/// against a fresh simulator; bounded by the calls' own length plus a minute.
+fn run_sipp(plan: &Plan, calls: u64) -> anyhow::Result<SippRun> {
+    let sipp = sipp_binary()?;
+    let calls = calls.max(1);
+    let dir = TempDir::new("bench-sipp")?;
+    let scenario = dir.0.join("uac_pcap.xml");
+    std::fs::write(&scenario, SIPP_SCENARIO)
+        .with_context(|| format!("cannot write {}", scenario.display()))?;
+    let pcap_packets = write_rtp_pcap(&dir.0.join(SIPP_PCAP), plan.call_len)?;
+    // Where the simulator sends its RTP: a socket of ours, never read (as SIPp's own is not).
+    let sink =
+        std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind the RTP sink")?;
+    let sink_port = sink.local_addr()?.port();
+    let media_port = free_media_port(SIPP_MEDIA_IP)?;
+    let sip_port = crate::children::free_loopback_port()?;
+    let stats = dir.0.join("stats.csv");
+    let stderr_path = dir.0.join("sipp.stderr");
+
+    let sim = start_simulator(plan)?;
+    let sim_pid = sim.pid.clone();
+    let mut sim_usage = Usage::default();
+    if let Some(s) = ProcSample::read(&sim_pid) {
+        sim_usage.start = s;
+        sim_usage.baseline_rss_kib = s.rss_kib;
+    }
+    // Dialling at the rate, then the last calls' length, then a margin.
+    let dialling = Duration::from_secs_f64(calls as f64 / plan.rate);
+    let bound = dialling + plan.call_len + Duration::from_secs(60);
+    let stderr_file = std::fs::File::create(&stderr_path)
+        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
+    let started = Instant::now();
+    let mut child = std::process::Command::new(&sipp)
+        .arg(sim.addr.to_string())
+        .arg("-sf")
+        .arg(&scenario)
+        .args(["-i", "127.0.0.1", "-p", &sip_port.to_string(), "-t", "u1"])
+        .args([
+            "-mi",
+            &SIPP_MEDIA_IP.to_string(),
+            "-mp",
+            &media_port.to_string(),
+        ])
+        .args(["-key", "rtp_sink_ip", "127.0.0.1"])
+        .args(["-key", "rtp_sink_port", &sink_port.to_string()])
+        .args(["-r", &plan.rate.to_string(), "-rp", "1000"])
+        .args([
+            "-l",
+            &plan.concurrency.to_string(),
+            "-m",
+            &calls.to_string(),
+        ])
+        .args(["-d", &plan.call_len.as_millis().to_string()])
+        .args(["-s", "380449990000"])
+        .arg("-trace_stat")
+        .arg("-stf")
+        .arg(&stats)
+        .args(["-fd", "1", "-nostdin"])
+        .args([
+            "-timeout",
+            &format!("{}s", bound.as_secs()),
+            "-timeout_error",
+        ])
+        .current_dir(&dir.0)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr_file)
+        .spawn()
+        .with_context(|| format!("cannot start {}", sipp.display()))?;
+    let pid = child.id().to_string();
+    // Sample SIPp until it is a zombie (its final CPU times, before we reap it), bounded.
+    let deadline = started + bound + Duration::from_secs(10);
+    let mut last = ProcCpu::default();
+    let mut rss_peak_kib = 0;
+    let mut overran = false;
+    while let Some(c) = ProcCpu::read(&pid) {
+        last = c;
+        if c.zombie {
+            break;
+        }
+        if let Some(s) = ProcSample::read(&pid) {
+            rss_peak_kib = rss_peak_kib.max(s.rss_kib);
+        }
+        if let Some(s) = ProcSample::read(&sim_pid) {
+            sim_usage.peak_rss_kib = sim_usage.peak_rss_kib.max(s.rss_kib);
+        }
+        if Instant::now() > deadline {
+            overran = true;
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let wall = started.elapsed();
+    let status = child.wait().context("waiting for SIPp")?;
+    sim_usage.end = ProcSample::read(&sim_pid).unwrap_or(sim_usage.start);
+    let sim_summary = sim.stop();
+    drop(sink);
+    if overran {
+        anyhow::bail!(
+            "SIPp did not finish within {:?}: killed; its stderr: {}",
+            bound,
+            tail(&std::fs::read_to_string(&stderr_path).unwrap_or_default())
+        );
+    }
+    let st = sipp_stats(&stats);
+    let num = |k: &str| st.get(k).and_then(|v| v.parse::<u64>().ok());
+    let run = SippRun {
+        calls,
+        rate: plan.rate,
+        concurrency: plan.concurrency,
+        call_len: plan.call_len,
+        created: num("TotalCallCreated"),
+        successful: num("SuccessfulCall(C)"),
+        failed: num("FailedCall(C)"),
+        exit_code: status.code(),
+        user_s: last.user_s,
+        system_s: last.system_s,
+        rss_peak_kib,
+        wall,
+        sim: sim_usage,
+        sim_summary,
+        pcap_packets,
+    };
+    if run.successful.is_none() {
+        anyhow::bail!(
+            "SIPp ({status}) left no statistics in {}; its stderr: {}",
+            stats.display(),
+            tail(&std::fs::read_to_string(&stderr_path).unwrap_or_default())
+        );
+    }
+    Ok(run)
+}
+
+fn tail(s: &str) -> &str {
+    let mut start = s.len().saturating_sub(2000);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
+/// CPU times and state of a process from `/proc/<pid>/stat` (readable while it is a zombie,
+/// when `/proc/<pid>/status` no longer has its memory).
+#[derive(Debug, Clone, Copy, Default)]
+struct ProcCpu {
+    user_s: f64,
+    system_s: f64,
+    zombie: bool,
+}
+
+impl ProcCpu {
+    fn read(pid: &str) -> Option<ProcCpu> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = stat.get(stat.rfind(')')? + 2..)?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let tck = clock_ticks();
+        Some(ProcCpu {
+            zombie: f.first().is_some_and(|s| *s == "Z" || *s == "X"),
+            user_s: f.get(11)?.parse::<f64>().ok()? / tck,
+            system_s: f.get(12)?.parse::<f64>().ok()? / tck,
+        })
+    }
+}
+
+#[cfg(test)]
+mod compare_tests {
+    use super::*;
+
+    #[test]
+    fn pcap_is_well_formed_and_as_long_as_the_call() {
+        let dir = TempDir::new("pcap-test").unwrap();
+        let p = dir.0.join("x.pcap");
+        let n = write_rtp_pcap(&p, Duration::from_secs(2)).unwrap();
+        assert_eq!(n, 100);
+        let b = std::fs::read(&p).unwrap();
+        assert_eq!(b.len(), 24 + 100 * (16 + 14 + 20 + 8 + 172));
+        assert_eq!(&b[0..4], &0xa1b2_c3d4u32.to_le_bytes());
+        // Last packet at 1.98 s.
+        let last = 24 + 99 * (16 + 14 + 20 + 8 + 172);
+        let sec = u32::from_le_bytes(b[last..last + 4].try_into().unwrap());
+        let usec = u32::from_le_bytes(b[last + 4..last + 8].try_into().unwrap());
+        assert_eq!((sec, usec), (1, 980_000));
+        // IPv4 header checksum verifies (sums to 0xffff).
+        let ip = &b[24 + 16 + 14..24 + 16 + 14 + 20];
+        let sum: u32 = ip
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        let sum = (sum & 0xffff) + (sum >> 16);
+        assert_eq!((sum & 0xffff) + (sum >> 16), 0xffff);
+        // RTP: V=2, PCMU, 172 bytes.
+        let rtp = &b[24 + 16 + 14 + 20 + 8..24 + 16 + 14 + 20 + 8 + 172];
+        assert_eq!(rtp[0], 0x80);
+        assert_eq!(rtp[1] & 0x7f, 0);
+    }
+
+    #[test]
+    fn sipp_stats_take_the_last_line_by_name() {
+        let dir = TempDir::new("stats-test").unwrap();
+        let p = dir.0.join("s.csv");
+        std::fs::write(&p, "A;SuccessfulCall(C);FailedCall(C);\n1;2;0;\n5;20;1;\n").unwrap();
+        let s = sipp_stats(&p);
+        assert_eq!(s.get("SuccessfulCall(C)").map(String::as_str), Some("20"));
+        assert_eq!(s.get("FailedCall(C)").map(String::as_str), Some("1"));
     }
 }
