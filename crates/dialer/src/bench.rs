@@ -277,17 +277,22 @@ pub(crate) fn main(runtime: &tokio::runtime::Runtime, args: BenchArgs) -> ExitCo
     };
     crate::simulate::raise_nofile();
     let json = plan.json;
-    match runtime
-        .block_on(run(&plan))
-        .and_then(|report| compare(&plan, report))
-    {
-        Ok(report) => {
+    match runtime.block_on(run(&plan)) {
+        Ok(mut report) => {
+            // A failed comparison still prints the run's own figures, then fails.
+            let compared = compare(&plan, &mut report);
             if json {
                 println!("{}", report.to_json());
             } else {
                 print!("{}", report.to_table());
             }
-            ExitCode::SUCCESS
+            match compared {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("dialer bench: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Err(e) => {
             eprintln!("dialer bench: {e:#}");
@@ -386,12 +391,15 @@ ring_secs = 0
 ";
 
 fn start_simulator(plan: &Plan) -> anyhow::Result<Simulator> {
+    // The simulator outlives our last BYE by a margin; we stop it with SIGTERM earlier.
+    start_simulator_for(plan, plan.duration + plan.call_len + HARD_STOP_GRACE * 2)
+}
+
+fn start_simulator_for(plan: &Plan, lifetime: Duration) -> anyhow::Result<Simulator> {
     let personas = match &plan.personas {
         Some(p) => Personas::File(p.clone()),
         None => Personas::Text(BENCH_PERSONAS),
     };
-    // The simulator outlives our last BYE by a margin; we stop it with SIGTERM earlier.
-    let lifetime = plan.duration + plan.call_len + HARD_STOP_GRACE * 2;
     Simulator::start(&personas, plan.seed.rotate_left(7), lifetime, true)
 }
 
@@ -1058,11 +1066,15 @@ fn start_media(
 // ---------------------------------------------------------------------------------------------
 // --sipp and --floor: the comparisons run after the bench, in the same invocation.
 
-/// The comparisons asked for, after the run: SIPp first (it needs a quiet loopback), then the
-/// floor for the run's peak live calls.
-fn compare(plan: &Plan, mut report: Report) -> anyhow::Result<Report> {
+/// The comparisons asked for, after the run: SIPp first, then the floor for the run's peak
+/// live calls. Both run even when the first fails; the first error is returned.
+fn compare(plan: &Plan, report: &mut Report) -> anyhow::Result<()> {
+    let mut result = Ok(());
     if plan.sipp {
-        report.sipp = Some(run_sipp(plan, report.placed).context("--sipp")?);
+        match run_sipp(plan, report.placed).context("--sipp") {
+            Ok(s) => report.sipp = Some(s),
+            Err(e) => result = Err(e),
+        }
     }
     if let Some(secs) = plan.floor {
         let calls = if report.peak_live > 0 {
@@ -1070,9 +1082,12 @@ fn compare(plan: &Plan, mut report: Report) -> anyhow::Result<Report> {
         } else {
             plan.concurrency as usize
         };
-        report.floor = Some(floor::run(calls, secs).context("--floor")?);
+        match floor::run(calls, secs).context("--floor") {
+            Ok(f) => report.floor = Some(f),
+            Err(e) => result = result.and(Err(e)),
+        }
     }
-    Ok(report)
+    result
 }
 
 /// SIPp as the UAC against a fresh simulator: what it did and cost.
@@ -1340,87 +1355,97 @@ fn run_sipp(plan: &Plan, calls: u64) -> anyhow::Result<SippRun> {
     let sink =
         std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind the RTP sink")?;
     let sink_port = sink.local_addr()?.port();
-    let media_port = free_media_port(SIPP_MEDIA_IP)?;
-    let sip_port = crate::children::free_loopback_port()?;
-    let stats = dir.0.join("stats.csv");
-    let stderr_path = dir.0.join("sipp.stderr");
-
-    let sim = start_simulator(plan)?;
+    // Dialling at the rate (slower when the concurrency holds calls back), then the last calls'
+    // length, then a margin.
+    let dialling = Duration::from_secs_f64(calls as f64 / plan.rate).max(Duration::from_secs_f64(
+        calls as f64 * plan.call_len.as_secs_f64() / f64::from(plan.concurrency.max(1)),
+    ));
+    let bound = dialling + plan.call_len + Duration::from_secs(60);
+    let sim = start_simulator_for(plan, bound + HARD_STOP_GRACE)?;
     let sim_pid = sim.pid.clone();
     let mut sim_usage = Usage::default();
     if let Some(s) = ProcSample::read(&sim_pid) {
         sim_usage.start = s;
         sim_usage.baseline_rss_kib = s.rss_kib;
     }
-    // Dialling at the rate, then the last calls' length, then a margin.
-    let dialling = Duration::from_secs_f64(calls as f64 / plan.rate);
-    let bound = dialling + plan.call_len + Duration::from_secs(60);
-    let stderr_file = std::fs::File::create(&stderr_path)
-        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
-    let started = Instant::now();
-    let mut child = std::process::Command::new(&sipp)
-        .arg(sim.addr.to_string())
-        .arg("-sf")
-        .arg(&scenario)
-        .args(["-i", "127.0.0.1", "-p", &sip_port.to_string(), "-t", "u1"])
-        .args([
-            "-mi",
-            &SIPP_MEDIA_IP.to_string(),
-            "-mp",
-            &media_port.to_string(),
-        ])
-        .args(["-key", "rtp_sink_ip", "127.0.0.1"])
-        .args(["-key", "rtp_sink_port", &sink_port.to_string()])
-        .args(["-r", &plan.rate.to_string(), "-rp", "1000"])
-        .args([
-            "-l",
-            &plan.concurrency.to_string(),
-            "-m",
-            &calls.to_string(),
-        ])
-        .args(["-d", &plan.call_len.as_millis().to_string()])
-        .args(["-s", "380449990000"])
-        .arg("-trace_stat")
-        .arg("-stf")
-        .arg(&stats)
-        .args(["-fd", "1", "-nostdin"])
-        .args([
-            "-timeout",
-            &format!("{}s", bound.as_secs()),
-            "-timeout_error",
-        ])
-        .current_dir(&dir.0)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(stderr_file)
-        .spawn()
-        .with_context(|| format!("cannot start {}", sipp.display()))?;
-    let pid = child.id().to_string();
-    // Sample SIPp until it is a zombie (its final CPU times, before we reap it), bounded.
-    let deadline = started + bound + Duration::from_secs(10);
-    let mut last = ProcCpu::default();
-    let mut rss_peak_kib = 0;
-    let mut overran = false;
-    while let Some(c) = ProcCpu::read(&pid) {
-        last = c;
-        if c.zombie {
-            break;
+    // A port taken between our probe and SIPp's bind makes it exit at once: new ports, again.
+    let mut attempt = 0;
+    let (status, last, rss_peak_kib, wall, stats, stderr_path, overran) = loop {
+        let media_port = free_media_port(SIPP_MEDIA_IP)?;
+        let sip_port = crate::children::free_loopback_port()?;
+        let stats = dir.0.join(format!("stats-{attempt}.csv"));
+        let stderr_path = dir.0.join(format!("sipp-{attempt}.stderr"));
+        let stderr_file = std::fs::File::create(&stderr_path)
+            .with_context(|| format!("cannot create {}", stderr_path.display()))?;
+        let started = Instant::now();
+        let mut child = std::process::Command::new(&sipp)
+            .arg(sim.addr.to_string())
+            .arg("-sf")
+            .arg(&scenario)
+            .args(["-i", "127.0.0.1", "-p", &sip_port.to_string(), "-t", "u1"])
+            .args(["-mi", &SIPP_MEDIA_IP.to_string()])
+            .args(["-mp", &media_port.to_string()])
+            .args(["-key", "rtp_sink_ip", "127.0.0.1"])
+            .args(["-key", "rtp_sink_port", &sink_port.to_string()])
+            .args(["-r", &plan.rate.to_string(), "-rp", "1000"])
+            .args(["-l", &plan.concurrency.to_string()])
+            .args(["-m", &calls.to_string()])
+            .args(["-d", &plan.call_len.as_millis().to_string()])
+            .args(["-s", "380449990000"])
+            .arg("-trace_stat")
+            .arg("-stf")
+            .arg(&stats)
+            .args(["-fd", "1", "-nostdin"])
+            .args(["-timeout", &format!("{}s", bound.as_secs())])
+            .arg("-timeout_error")
+            .current_dir(&dir.0)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr_file)
+            .spawn()
+            .with_context(|| format!("cannot start {}", sipp.display()))?;
+        let pid = child.id().to_string();
+        // Sample SIPp until it is a zombie (its final CPU times, before we reap it), bounded.
+        let deadline = started + bound + Duration::from_secs(10);
+        let mut last = ProcCpu::default();
+        let mut rss_peak_kib = 0;
+        let mut overran = false;
+        while let Some(c) = ProcCpu::read(&pid) {
+            last = c;
+            if c.zombie {
+                break;
+            }
+            if let Some(s) = ProcSample::read(&pid) {
+                rss_peak_kib = rss_peak_kib.max(s.rss_kib);
+            }
+            if let Some(s) = ProcSample::read(&sim_pid) {
+                sim_usage.peak_rss_kib = sim_usage.peak_rss_kib.max(s.rss_kib);
+            }
+            if Instant::now() > deadline {
+                overran = true;
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        if let Some(s) = ProcSample::read(&pid) {
-            rss_peak_kib = rss_peak_kib.max(s.rss_kib);
+        let wall = started.elapsed();
+        let status = child.wait().context("waiting for SIPp")?;
+        let early =
+            !status.success() && wall < Duration::from_secs(3) && sipp_stats(&stats).is_empty();
+        if early && attempt < 2 {
+            attempt += 1;
+            continue;
         }
-        if let Some(s) = ProcSample::read(&sim_pid) {
-            sim_usage.peak_rss_kib = sim_usage.peak_rss_kib.max(s.rss_kib);
-        }
-        if Instant::now() > deadline {
-            overran = true;
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let wall = started.elapsed();
-    let status = child.wait().context("waiting for SIPp")?;
+        break (
+            status,
+            last,
+            rss_peak_kib,
+            wall,
+            stats,
+            stderr_path,
+            overran,
+        );
+    };
     sim_usage.end = ProcSample::read(&sim_pid).unwrap_or(sim_usage.start);
     let sim_summary = sim.stop();
     drop(sink);
