@@ -76,9 +76,11 @@ fn bench_reports_sipp_and_the_udp_floor_beside_our_figures() {
     // 2 s calls: 100 packets of 20 ms each.
     assert_eq!(s["params"]["pcap_packets"], 100, "{s}");
     let rtp_in = num(s, "/simulator/rtp_packets_in");
+    // The callee stops counting at SIPp's BYE, which can overtake the pcap's last packets
+    // on a busy machine.
     let pcap_total = placed as f64 * 100.0;
     assert!(
-        rtp_in >= 0.95 * pcap_total && rtp_in <= pcap_total,
+        rtp_in >= 0.9 * pcap_total && rtp_in <= pcap_total,
         "the simulator received {rtp_in} RTP packets from SIPp's {placed} × 100: {s}"
     );
     assert_eq!(s["simulator"]["rtp_lost_in"], 0, "{s}");
