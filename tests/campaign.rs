@@ -460,12 +460,13 @@ fn two_nodes_share_the_trunk_and_survive_one_death() {
         "{:?}",
         s.by_node
     );
+    // Each node's bucket starts full (its share, cps/2), so over T seconds the two may place
+    // at most cps·T + cps calls: what the callee saw, and what the store says was started.
+    let t_sim = (last - first) as f64 / 1000.0;
     assert!(
-        rate <= cps * 1.15,
-        "{rate:.1} calls/s over two nodes against a trunk limit of {cps}"
+        rate <= cps + cps / t_sim + 1.0,
+        "{rate:.1} calls/s over two nodes in {t_sim:.1} s against a trunk limit of {cps}"
     );
-    // From the store: both nodes' attempts while both were up. Each node's bucket starts full
-    // (its share, cps/2), so over T seconds the two may start at most cps·T + cps.
     let both = s.node_rates(first, killed_at);
     let combined: f64 = both.values().sum();
     let t = (killed_at - first) as f64 / 1000.0;
