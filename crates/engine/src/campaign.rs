@@ -819,33 +819,38 @@ pub fn pick_trunk(
     now: Instant,
     avoid: Option<usize>,
 ) -> Option<usize> {
-    let total: i64 = trunks.iter().map(|t| i64::from(t.weight)).sum();
-    for (c, t) in credit.iter_mut().zip(trunks) {
-        *c += i64::from(t.weight);
-    }
-    let mut tried = 0u64;
-    while tried.count_ones() < trunks.len().min(64) as u32 {
-        let mut best: Option<usize> = None;
-        for i in 0..trunks.len().min(64) {
-            if tried & (1 << i) == 0 && best.is_none_or(|b| credit[i] > credit[b]) {
-                best = Some(i);
-            }
-        }
-        let Some(i) = best else { break };
-        tried |= 1 << i;
-        if avoid == Some(i) && trunks.len() > 1 {
+    // Only the trunks that can take a call now share this pick: a full trunk neither gets a
+    // share nor builds up credit (which would make it take every call once it frees up).
+    let n = trunks.len().min(64);
+    let mut open = 0u64;
+    let mut total = 0i64;
+    for (i, t) in trunks.iter().enumerate().take(n) {
+        if avoid == Some(i) && n > 1 {
             continue;
         }
-        if lock(&trunks[i].pacer).try_acquire(now) {
-            credit[i] -= total;
-            return Some(i);
+        if lock(&t.pacer).next_token_at(now) == Some(now) {
+            open |= 1 << i;
+            total += i64::from(t.weight);
         }
     }
-    // Nobody could take the call: the credits stay as they were.
-    for (c, t) in credit.iter_mut().zip(trunks) {
-        *c -= i64::from(t.weight);
+    let mut best: Option<usize> = None;
+    for i in (0..n).filter(|i| open & (1 << i) != 0) {
+        credit[i] += i64::from(trunks[i].weight);
+        if best.is_none_or(|b| credit[i] > credit[b]) {
+            best = Some(i);
+        }
     }
-    None
+    let i = best?;
+    if lock(&trunks[i].pacer).try_acquire(now) {
+        credit[i] -= total;
+        Some(i)
+    } else {
+        // Another runner took the last token in between: nothing picked, credits restored.
+        for k in (0..n).filter(|k| open & (1 << k) != 0) {
+            credit[k] -= i64::from(trunks[k].weight);
+        }
+        None
+    }
 }
 
 /// When the caps (counted in the store) hold this contact back: `Some(unix ms)` to come back
@@ -1087,6 +1092,31 @@ mod tests {
         assert_eq!(picks.iter().filter(|&&i| i == 0).count(), 300);
         // Smooth: never more than three in a row on the heavy trunk.
         assert!(picks.windows(4).all(|w| w.contains(&1)), "{picks:?}");
+    }
+
+    #[test]
+    fn a_full_trunk_leaves_the_others_their_weights_and_gains_no_credit() {
+        let trunks = [line("a", 5, 1e9), line("b", 3, 1e9), line("c", 2, 1e9)];
+        let mut credit = vec![0; 3];
+        let now = Instant::now();
+        // a has no channel left.
+        {
+            let mut p = lock(&trunks[0].pacer);
+            *p = Pacer::new(1e9, 1);
+            assert!(p.try_acquire(now));
+        }
+        let picks: Vec<usize> = (0..500)
+            .map(|_| pick_trunk(&trunks, &mut credit, now, None).expect("b or c"))
+            .collect();
+        assert_eq!(picks.iter().filter(|&&i| i == 0).count(), 0);
+        assert_eq!(picks.iter().filter(|&&i| i == 1).count(), 300, "b:c = 3:2");
+        // a frees up: the split is 5:3:2 again from the next pick, with no catch-up burst.
+        lock(&trunks[0].pacer).release();
+        *lock(&trunks[0].pacer) = Pacer::new(1e9, 100_000);
+        let picks: Vec<usize> = (0..10)
+            .map(|_| pick_trunk(&trunks, &mut credit, now, None).expect("a trunk"))
+            .collect();
+        assert_eq!(picks.iter().filter(|&&i| i == 0).count(), 5, "{picks:?}");
     }
 
     #[test]

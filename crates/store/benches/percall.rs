@@ -141,11 +141,8 @@ fn end_of(call: usize, now: i64) -> AttemptEnd {
             outcome: outcome.into(),
             dtmf: category.map(|_| "2".into()),
             transcript: category.map(|_| "відправте деталі на пошту".into()),
-            // Always Some: a NULL f64 trips sqlx 0.8.6's Any driver on PostgreSQL (it binds
-            // `Null(Double)` as FLOAT4, and a connection that prepared the INSERT with a NULL
-            // then fails a later non-NULL with "incorrect binary data format in bind
-            // parameter 10"). The runner sends None for system outcomes: see BENCHMARKS.md.
-            confidence: Some(if category.is_some() { 0.93 } else { 0.0 }),
+            // None for system outcomes, as the runner sends them.
+            confidence: category.map(|_| 0.93),
             amd: answered.then(|| {
                 if category.is_some() {
                     "human"

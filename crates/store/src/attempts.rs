@@ -208,8 +208,8 @@ impl Store {
                 "INSERT INTO results (seq, attempt_id, contact_id, campaign_id, category, outcome, \
                  dtmf, transcript, follow_up, confidence, amd, sip_status, setup_ms, duration_ms, \
                  script_version, recording_path, details, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, CAST($10 AS DOUBLE PRECISION), $11, \
+                 $12, $13, $14, $15, $16, $17, $18) RETURNING id",
             )
             .bind(seq)
             .bind(attempt.0)
@@ -220,7 +220,10 @@ impl Store {
             .bind(keep(&r.dtmf))
             .bind(keep(&r.transcript))
             .bind(keep(&r.follow_up))
-            .bind(r.confidence)
+            // As text: sqlx 0.8's Any driver sends a NULL f64 as FLOAT4, and a PostgreSQL
+            // connection that prepared this statement with a NULL then refuses a FLOAT8
+            // ("incorrect binary data format"). The cast makes it a double on both backends.
+            .bind(r.confidence.map(|c| c.to_string()))
             .bind(r.amd.as_deref())
             .bind(r.sip_status.or(end.sip_status))
             .bind(r.setup_ms)

@@ -25,6 +25,7 @@ on_both_backends!(
     results_cursor_resumes_without_gaps,
     consent_audit_and_retention,
     heartbeats_and_cap_counts,
+    results_with_and_without_confidence_on_one_connection,
 );
 
 const LEASE: i64 = 30_000;
@@ -1189,4 +1190,44 @@ async fn heartbeats_and_cap_counts(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!((n.today, n.across, n.across_oldest_ms), (0, 0, None));
+}
+
+/// A result without a confidence (busy, no answer) and then one with it, on the same pooled
+/// connection: the statement prepared for the first must take the second (it did not on
+/// PostgreSQL through sqlx's Any driver when the value was bound as a nullable f64).
+async fn results_with_and_without_confidence_on_one_connection(db: &TestDb) {
+    let store = Store::open_with(
+        &db.url,
+        store::StoreOptions {
+            max_connections: 1,
+            ..store::StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let camp = running_campaign(&store, "confidence", true).await;
+    let rows: Vec<NewContact> = (0..4).map(|i| consented(&phone(200 + i))).collect();
+    store.insert_contacts(camp, &rows, KEY).await.unwrap();
+    let claimed = store
+        .claim_due(ClaimScope::Campaign(camp), "n", now_ms() + 1, 4, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 4);
+    for (i, c) in claimed.iter().enumerate() {
+        let a = store
+            .start_attempt(c.id, camp, "n", None, now_ms())
+            .await
+            .unwrap();
+        let confidence = [None, Some(0.875), None, Some(1.0)][i];
+        let r = NewResult {
+            confidence,
+            ..result("send_details")
+        };
+        store
+            .finish_attempt(a, end(now_ms(), Some(r), Next::Done))
+            .await
+            .unwrap_or_else(|e| panic!("result {i} (confidence {confidence:?}): {e}"));
+        let back = store.result_of(a).await.unwrap().unwrap();
+        assert_eq!(back.confidence, confidence);
+    }
 }
