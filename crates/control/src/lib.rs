@@ -364,7 +364,26 @@ async fn bind(
             })
         };
         let identity = Identity::from_pem(read(&tls.cert)?, read(&tls.key)?);
-        builder = builder.tls_config(ServerTlsConfig::new().identity(identity))?;
+        // tonic's error displays as "transport error": name both files and give the cause
+        // (e.g. no private key found in the key file).
+        builder = builder
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .map_err(|e| {
+                let mut reason = format!(
+                    "cannot use certificate {} with key {}",
+                    tls.cert.display(),
+                    tls.key.display()
+                );
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    reason.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                ControlError::Config {
+                    field: "grpc.tls".into(),
+                    reason,
+                }
+            })?;
     }
     if cfg.tokens.is_empty() {
         tracing::warn!(
