@@ -73,6 +73,16 @@ fn bench_reports_sipp_and_the_udp_floor_beside_our_figures() {
     assert_eq!(s["calls_failed"], 0, "{s}");
     assert_eq!(s["exit_code"], 0, "{s}");
     assert_eq!(s["simulator"]["calls_answered"], r["placed"], "{s}");
+    // The callee understood every message of SIPp's (INVITE, ACK, BYE, and any
+    // retransmission) and every call ended with SIPp's BYE.
+    assert_eq!(s["summary"]["sip"]["parse_errors"], 0, "{s}");
+    assert!(
+        s["summary"]["sip"]["received"]
+            .as_u64()
+            .is_some_and(|n| n >= 3 * placed),
+        "{s}"
+    );
+    assert_eq!(s["summary"]["hangup_by_caller"], r["placed"], "{s}");
     // 2 s calls: 100 packets of 20 ms each.
     assert_eq!(s["params"]["pcap_packets"], 100, "{s}");
     let rtp_in = num(s, "/simulator/rtp_packets_in");
