@@ -8,6 +8,8 @@
 #              report), NAME.log (stderr), and load.txt (the machine's load before each run)
 #   SCENARIO   any of (default: all, in this order)
 #     c2000      100 calls/s up to 2,000 answered calls of 60 s, 45 s of dialling (BENCHMARKS.md)
+#     c500       50 calls/s up to 500 answered calls of 30 s, 20 s of dialling: the SIPp
+#                comparison at a load SIPp 3.6.1 carries here (a thread per pcap-playing call)
 #     c4000      100 calls/s up to 4,000 answered calls of 60 s, 45 s of dialling
 #     sustained  100 calls/s for 10 minutes, 30 s answered calls (~3,000 live, 360,000 calls/h)
 #     burst      1,000 calls/s for 20 s of unanswered outcomes (busy, 404, decline); no SIPp
@@ -28,7 +30,7 @@ out=${1:-target/loadtest}
 shift || true
 scenarios=("$@")
 if ((${#scenarios[@]} == 0)); then
-  scenarios=(c2000 c4000 sustained burst)
+  scenarios=(c500 c2000 c4000 sustained burst)
 fi
 
 log() { printf '[loadtest] %s\n' "$*" >&2; }
@@ -104,6 +106,9 @@ for s in "${scenarios[@]}"; do
       # 45 + 60 s ours, the same again for SIPp, 2 × 10 s floor, margins.
       run c2000 400 --rate 100 --concurrency 2000 --call-secs 60 --duration 45 --seed 1 --sipp --floor
       ;;
+    c500)
+      run c500 300 --rate 50 --concurrency 500 --call-secs 30 --duration 20 --seed 1 --sipp --floor
+      ;;
     c4000)
       run c4000 400 --rate 100 --concurrency 4000 --call-secs 60 --duration 45 --seed 1 --sipp --floor
       ;;
@@ -118,7 +123,7 @@ for s in "${scenarios[@]}"; do
       run smoke 90 --rate 20 --concurrency 20 --call-secs 2 --duration 2 --seed 1 --sipp --floor --floor-secs 1
       ;;
     *)
-      log "unknown scenario $s (c2000, c4000, sustained, burst, smoke)"
+      log "unknown scenario $s (c500, c2000, c4000, sustained, burst, smoke)"
       exit 2
       ;;
   esac

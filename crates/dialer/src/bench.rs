@@ -1111,6 +1111,8 @@ struct SippRun {
     sim: Usage,
     sim_summary: Option<serde_json::Value>,
     pcap_packets: usize,
+    /// Share of the whole machine busy while SIPp ran (all CPUs, softirq included).
+    machine_busy: Option<f64>,
 }
 
 impl SippRun {
@@ -1123,6 +1125,11 @@ impl SippRun {
     }
     fn cpu_ms_per_call(&self) -> f64 {
         self.cpu_s() * 1000.0 / self.completed().max(1) as f64
+    }
+    /// Per call SIPp started, completed or not (lower than per completed call when calls
+    /// failed: a failed call costs less than a whole one).
+    fn cpu_ms_per_created_call(&self) -> f64 {
+        self.cpu_s() * 1000.0 / self.created.unwrap_or(self.calls).max(1) as f64
     }
     fn sim_cpu_ms_per_call(&self) -> f64 {
         self.sim.cpu_s() * 1000.0 / self.completed().max(1) as f64
@@ -1163,6 +1170,8 @@ impl Report {
             "user_s": round3(sp.user_s),
             "system_s": round3(sp.system_s),
             "cpu_ms_per_call": round3(sp.cpu_ms_per_call()),
+            "cpu_ms_per_created_call": round3(sp.cpu_ms_per_created_call()),
+            "machine_busy": sp.machine_busy.map(round3),
             "rss_peak_kib": sp.rss_peak_kib,
             "wall_s": round3(sp.wall.as_secs_f64()),
             "simulator": {
@@ -1202,12 +1211,15 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "  SIPp CPU        {:.2} s (user {:.2}, sys {:.2}) over {:.0} s; {:.2} ms per call; RSS peak {:.1} MiB; simulator {:.2} ms per call",
+            "  SIPp CPU        {:.2} s (user {:.2}, sys {:.2}) over {:.0} s, machine {} busy; {:.2} ms per completed call ({:.2} per call started); RSS peak {:.1} MiB; simulator {:.2} ms per call",
             sp.cpu_s(),
             sp.user_s,
             sp.system_s,
             sp.wall.as_secs_f64(),
+            sp.machine_busy
+                .map_or_else(|| "?".to_owned(), |b| format!("{:.0}%", b * 100.0)),
             sp.cpu_ms_per_call(),
+            sp.cpu_ms_per_created_call(),
             sp.rss_peak_kib as f64 / 1024.0,
             sp.sim_cpu_ms_per_call(),
         );
@@ -1370,7 +1382,7 @@ fn run_sipp(plan: &Plan, calls: u64) -> anyhow::Result<SippRun> {
     }
     // A port taken between our probe and SIPp's bind makes it exit at once: new ports, again.
     let mut attempt = 0;
-    let (status, last, rss_peak_kib, wall, stats, stderr_path, overran) = loop {
+    let (status, last, rss_peak_kib, wall, stats, stderr_path, overran, machine_busy) = loop {
         let media_port = free_media_port(SIPP_MEDIA_IP)?;
         let sip_port = crate::children::free_loopback_port()?;
         let stats = dir.0.join(format!("stats-{attempt}.csv"));
@@ -1378,6 +1390,7 @@ fn run_sipp(plan: &Plan, calls: u64) -> anyhow::Result<SippRun> {
         let stderr_file = std::fs::File::create(&stderr_path)
             .with_context(|| format!("cannot create {}", stderr_path.display()))?;
         let started = Instant::now();
+        let machine0 = machine_jiffies();
         let mut child = std::process::Command::new(&sipp)
             .arg(sim.addr.to_string())
             .arg("-sf")
@@ -1430,6 +1443,12 @@ fn run_sipp(plan: &Plan, calls: u64) -> anyhow::Result<SippRun> {
         }
         let wall = started.elapsed();
         let status = child.wait().context("waiting for SIPp")?;
+        let machine_busy = match (machine0, machine_jiffies()) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => {
+                Some((b1 - b0) as f64 / (t1 - t0) as f64)
+            }
+            _ => None,
+        };
         let early =
             !status.success() && wall < Duration::from_secs(3) && sipp_stats(&stats).is_empty();
         if early && attempt < 2 {
@@ -1444,6 +1463,7 @@ fn run_sipp(plan: &Plan, calls: u64) -> anyhow::Result<SippRun> {
             stats,
             stderr_path,
             overran,
+            machine_busy,
         );
     };
     sim_usage.end = ProcSample::read(&sim_pid).unwrap_or(sim_usage.start);
@@ -1474,6 +1494,7 @@ fn run_sipp(plan: &Plan, calls: u64) -> anyhow::Result<SippRun> {
         sim: sim_usage,
         sim_summary,
         pcap_packets,
+        machine_busy,
     };
     if run.successful.is_none() {
         anyhow::bail!(
