@@ -56,9 +56,7 @@ use engine::dialogue::{Actions, AsrDone, Conversation};
 
 use crate::children::{Personas, Simulator, TempDir};
 
-// The raw UDP floor of `--floor` (kept beside the bench that is its only user).
-#[path = "floor.rs"]
-mod floor;
+use crate::floor;
 
 /// After dialling and the calls' own length: how long stragglers get before we hang up.
 const HARD_STOP_GRACE: Duration = Duration::from_secs(30);

@@ -18,6 +18,7 @@ mod children;
 mod client;
 mod config;
 mod demo;
+mod floor;
 mod probe;
 mod serve;
 mod serve_grpc;
