@@ -9,7 +9,10 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use common::{PgDb, Proc, RunDir, free_port};
+use common::{
+    PgDb, Proc, RunDir, TestTrunk, repo, runtime, start_logged_simulator, start_node,
+    write_node_config,
+};
 use serde_json::Value;
 use store::{
     AttemptState, CampaignId, CampaignState, ConsentSource, ContactState, NewCampaign, NewConsent,
@@ -19,105 +22,20 @@ use store::{
 /// Far more than any run here needs; a hung run fails instead of blocking CI.
 const RUN_BOUND: Duration = Duration::from_secs(240);
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn repo() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
-
 /// The simulated callees of the demo (keyed answers, speakers, busy, no answer…), with a
-/// call log.
+/// call log `<dir>/calls.jsonl`.
 fn start_simulator(dir: &RunDir) -> (Proc, u16) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let personas = repo().join("config/personas-demo.toml");
-    let log = dir.path("calls.jsonl");
-    let mut sim = Proc::spawn(
-        dir,
-        "simulate",
-        &[
-            "simulate",
-            "--listen",
-            &listen,
-            "--personas",
-            personas.to_str().expect("utf-8"),
-            "--seed",
-            "11",
-            "--duration",
-            "600",
-            "--call-log",
-            log.to_str().expect("utf-8"),
-        ],
-    );
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(sim.wait_for(Duration::ZERO).is_none(), "{}", sim.stderr());
-        assert!(Instant::now() < deadline, "simulator not ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (sim, port)
+    start_logged_simulator(dir, "calls", &repo().join("config/personas-demo.toml"), 11)
 }
 
 fn write_config(dir: &RunDir, node: &str, store_url: &str, sim_port: u16, cps: f64) -> String {
-    let path = dir.path(&format!("{node}.toml"));
-    let text = format!(
-        r#"
-[node]
-name = "{node}"
-data_dir = "{data}"
-lease_secs = 5
-[store]
-url = "{store_url}"
-[compliance]
-hmac_key = "campaign-test-key"
-[sip]
-bind = "127.0.0.1:0"
-[[trunks]]
-name = "sim"
-uri = "sip:127.0.0.1:{sim_port}"
-cps = {cps}
-max_channels = 400
-[metrics]
-listen = "127.0.0.1:0"
-[grpc]
-listen = "127.0.0.1:0"
-[shutdown]
-grace_secs = 5
-"#,
-        data = dir.path(&format!("data-{node}")).display(),
-    );
-    std::fs::write(&path, text).expect("write config");
-    path.to_str().expect("utf-8").to_owned()
-}
-
-fn start_node(dir: &RunDir, node: &str, config: &str, run: u32) -> Proc {
-    let mut p = Proc::spawn(
-        dir,
-        &format!("serve-{node}-{run}"),
-        &["serve", "--config", config],
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !p.stderr().contains("dialer serve: node ") {
-        if let Some(st) = p.wait_for(Duration::ZERO) {
-            panic!("dialer serve {node} exited ({st}):\n{}", p.stderr());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "dialer serve {node} not ready:\n{}",
-            p.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    p
+    let trunk = TestTrunk {
+        name: "sim",
+        port: sim_port,
+        cps,
+        channels: 400,
+    };
+    write_node_config(dir, node, store_url, &[trunk])
 }
 
 const POLICY: &str = r#"{
@@ -170,7 +88,7 @@ async fn create_campaign(store: &Store, n: u32) -> CampaignId {
         })
         .collect();
     let r = store
-        .insert_contacts(id, &contacts, b"campaign-test-key")
+        .insert_contacts(id, &contacts, b"integration-test-key")
         .await
         .expect("insert contacts");
     assert_eq!(r.inserted, u64::from(n));

@@ -6,17 +6,19 @@
 //! the simulator's call log (`--call-log`) has the REFER with that target. Without a
 //! `manager_uri` the answer becomes a callback and no REFER is sent.
 //!
-//! The two campaigns run at once on one node, each on its own trunk to its own simulator:
-//! every campaign runner of a node seeds its SIP endpoint alike (`EndpointConfig::default()`
-//! in engine::campaign), so two runners calling one simulator at once send the same Call-IDs
-//! and branches, and the second runner's INVITEs are taken for retransmissions of the first's.
+//! The two campaigns run at once on one node, each on its own trunk to its own simulator, so
+//! each call log holds one campaign's calls. (Running them at once also guards the runners'
+//! distinct SIP seeds: with one seed for all, the second runner's INVITEs carried the first's
+//! Call-IDs and were taken for retransmissions.)
 
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use common::{Proc, RunDir, free_port};
+use common::{
+    Proc, RunDir, TestTrunk, repo, runtime, start_logged_simulator, start_node, write_node_config,
+};
 use serde_json::Value;
 use store::{
     CampaignId, CampaignState, ConsentSource, NewCampaign, NewConsent, NewContact, Store,
@@ -42,105 +44,25 @@ digits = "1"
 max_secs = 90
 "#;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-fn repo() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("repo root")
-        .to_path_buf()
-}
-
 /// `dialer simulate` with the one persona above and a call log `<name>.jsonl`.
 fn start_simulator(dir: &RunDir, name: &str) -> (Proc, u16) {
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
     let personas = dir.path("personas.toml");
     std::fs::write(&personas, PERSONAS).expect("write personas");
-    let log = dir.path(&format!("{name}.jsonl"));
-    let mut sim = Proc::spawn(
-        dir,
-        name,
-        &[
-            "simulate",
-            "--listen",
-            &listen,
-            "--personas",
-            personas.to_str().expect("utf-8"),
-            "--seed",
-            "7",
-            "--duration",
-            "300",
-            "--call-log",
-            log.to_str().expect("utf-8"),
-        ],
-    );
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        assert!(sim.wait_for(Duration::ZERO).is_none(), "{}", sim.stderr());
-        assert!(Instant::now() < deadline, "simulator not ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (sim, port)
+    start_logged_simulator(dir, name, &personas, 7)
 }
 
 /// A node with one trunk per simulator, named after it.
 fn write_config(dir: &RunDir, store_url: &str, sims: &[(&str, u16)]) -> String {
-    let trunks: String = sims
+    let trunks: Vec<TestTrunk<'_>> = sims
         .iter()
-        .map(|(name, port)| {
-            format!(
-                "[[trunks]]\nname = \"{name}\"\nuri = \"sip:127.0.0.1:{port}\"\ncps = 20\nmax_channels = 50\n"
-            )
+        .map(|&(name, port)| TestTrunk {
+            name,
+            port,
+            cps: 20.0,
+            channels: 50,
         })
         .collect();
-    let path = dir.path("n1.toml");
-    let text = format!(
-        r#"
-[node]
-name = "n1"
-data_dir = "{data}"
-lease_secs = 5
-[store]
-url = "{store_url}"
-[compliance]
-hmac_key = "transfer-test-key"
-[sip]
-bind = "127.0.0.1:0"
-{trunks}[metrics]
-listen = "127.0.0.1:0"
-[grpc]
-listen = "127.0.0.1:0"
-[shutdown]
-grace_secs = 5
-"#,
-        data = dir.path("data-n1").display(),
-    );
-    std::fs::write(&path, text).expect("write config");
-    path.to_str().expect("utf-8").to_owned()
-}
-
-fn start_node(dir: &RunDir, config: &str) -> Proc {
-    let mut p = Proc::spawn(dir, "serve-n1", &["serve", "--config", config]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !p.stderr().contains("dialer serve: node ") {
-        if let Some(st) = p.wait_for(Duration::ZERO) {
-            panic!("dialer serve exited ({st}):\n{}", p.stderr());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "dialer serve not ready:\n{}",
-            p.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    p
+    write_node_config(dir, "n1", store_url, &trunks)
 }
 
 /// Every contact is called once: no retry could hide a wrong first answer.
@@ -201,7 +123,7 @@ async fn create_campaign(store: &Store, trunk: &str, manager_uri: Option<&str>) 
         })
         .collect();
     let r = store
-        .insert_contacts(id, &contacts, b"transfer-test-key")
+        .insert_contacts(id, &contacts, b"integration-test-key")
         .await
         .expect("insert contacts");
     assert_eq!(r.inserted, u64::from(CONTACTS));
@@ -289,7 +211,7 @@ fn manager_call_is_transferred_by_refer_and_notify_or_becomes_a_callback() {
     let with_manager = rt.block_on(create_campaign(&store, "sim-a", Some(&manager)));
     let without = rt.block_on(create_campaign(&store, "sim-b", None));
     let config = write_config(&dir, &url, &[("sim-a", port_a), ("sim-b", port_b)]);
-    let mut node = start_node(&dir, &config);
+    let mut node = start_node(&dir, "n1", &config, 1);
 
     let deadline = Instant::now() + RUN_BOUND;
     while !(rt.block_on(finished(&store, with_manager)) && rt.block_on(finished(&store, without))) {

@@ -318,3 +318,131 @@ impl Drop for PgDb {
             .status();
     }
 }
+
+/// A current-thread tokio runtime for tests that talk to the store directly.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// The repository's root (config/, scripts/ …).
+pub fn repo() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
+}
+
+/// `dialer simulate` with `personas` on a free port, its call log in `<dir>/<name>.jsonl`
+/// (see `dialer simulate --call-log`); ready once its TCP listener accepts.
+pub fn start_logged_simulator(
+    dir: &RunDir,
+    name: &str,
+    personas: &std::path::Path,
+    seed: u64,
+) -> (Proc, u16) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let log = dir.path(&format!("{name}.jsonl"));
+    let seed = seed.to_string();
+    let mut sim = Proc::spawn(
+        dir,
+        name,
+        &[
+            "simulate",
+            "--listen",
+            &listen,
+            "--personas",
+            personas.to_str().expect("utf-8"),
+            "--seed",
+            &seed,
+            "--duration",
+            "600",
+            "--call-log",
+            log.to_str().expect("utf-8"),
+        ],
+    );
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(sim.wait_for(Duration::ZERO).is_none(), "{}", sim.stderr());
+        assert!(Instant::now() < deadline, "simulator {name} not ready");
+        thread::sleep(Duration::from_millis(50));
+    }
+    (sim, port)
+}
+
+/// One trunk of a node's configuration: name, simulator port, calls per second, channels.
+pub struct TestTrunk<'a> {
+    pub name: &'a str,
+    pub port: u16,
+    pub cps: f64,
+    pub channels: u32,
+}
+
+/// `<dir>/<node>.toml` for `dialer serve`: the store, these trunks, leases of 5 s, every
+/// listener on a free loopback port, 5 s of shutdown grace. Returns its path.
+pub fn write_node_config(
+    dir: &RunDir,
+    node: &str,
+    store_url: &str,
+    trunks: &[TestTrunk<'_>],
+) -> String {
+    let trunks: String = trunks
+        .iter()
+        .map(|t| {
+            format!(
+                "[[trunks]]\nname = \"{}\"\nuri = \"sip:127.0.0.1:{}\"\ncps = {:?}\nmax_channels = {}\n",
+                t.name, t.port, t.cps, t.channels
+            )
+        })
+        .collect();
+    let path = dir.path(&format!("{node}.toml"));
+    let text = format!(
+        r#"
+[node]
+name = "{node}"
+data_dir = "{data}"
+lease_secs = 5
+[store]
+url = "{store_url}"
+[compliance]
+hmac_key = "integration-test-key"
+[sip]
+bind = "127.0.0.1:0"
+{trunks}[metrics]
+listen = "127.0.0.1:0"
+[grpc]
+listen = "127.0.0.1:0"
+[shutdown]
+grace_secs = 5
+"#,
+        data = dir.path(&format!("data-{node}")).display(),
+    );
+    fs::write(&path, text).expect("write config");
+    path.to_str().expect("utf-8").to_owned()
+}
+
+/// `dialer serve --config CONFIG` (stderr in `<dir>/serve-<node>-<run>.err`), once running.
+pub fn start_node(dir: &RunDir, node: &str, config: &str, run: u32) -> Proc {
+    let mut p = Proc::spawn(
+        dir,
+        &format!("serve-{node}-{run}"),
+        &["serve", "--config", config],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !p.stderr().contains("dialer serve: node ") {
+        if let Some(st) = p.wait_for(Duration::ZERO) {
+            panic!("dialer serve {node} exited ({st}):\n{}", p.stderr());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dialer serve {node} not ready:\n{}",
+            p.stderr()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    p
+}

@@ -15,7 +15,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, Executor};
+use sqlx::Executor;
+
+mod scratch;
+use scratch::ScratchPg;
 use store::{
     AttemptEnd, CampaignState, ClaimScope, ConsentSource, NewCampaign, NewConsent, NewContact,
     NewResult, Next, Store,
@@ -257,25 +260,10 @@ fn main() {
             println!("sqlite: database file {:.0} MiB", size as f64 / 1048576.0);
         }
         if a.postgres {
-            sqlx::any::install_default_drivers();
-            let admin_url = std::env::var("DIALER_TEST_PG_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-            let name = format!("dialer_t_bench_{}", std::process::id());
-            let mut admin = sqlx::AnyConnection::connect(&admin_url)
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is unreachable: {e}"));
-            admin
-                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                .await
-                .unwrap();
-            admin
-                .execute(format!("CREATE DATABASE {name}").as_str())
-                .await
-                .unwrap();
-            let slash = admin_url.rfind('/').unwrap();
-            let url = format!("{}/{name}", &admin_url[..slash]);
+            let mut pg = ScratchPg::create("dialer_t_bench").await;
+            let name = pg.name.clone();
             if let Ok(ms) = std::env::var("BENCH_PG_LOG_MS") {
-                admin
+                pg.admin
                     .execute(
                         format!("ALTER DATABASE {name} SET log_min_duration_statement = {ms}")
                             .as_str(),
@@ -283,15 +271,12 @@ fn main() {
                     .await
                     .unwrap();
             }
-            run("postgres", &url, &a).await;
+            run("postgres", &pg.url, &a).await;
             if std::env::var("BENCH_KEEP_DB").is_ok() {
                 println!("kept database {name}");
                 return;
             }
-            admin
-                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                .await
-                .unwrap();
+            pg.drop_db().await;
         }
     });
 }

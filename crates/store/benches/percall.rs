@@ -30,7 +30,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, Executor};
+mod scratch;
+use scratch::ScratchPg;
 use store::{
     AttemptEnd, AttemptId, CampaignState, ClaimScope, ClaimedContact, ContactId, NewCampaign,
     NewContact, NewResult, Next, Store,
@@ -392,28 +393,9 @@ fn main() {
             run("sqlite", &url, &a).await;
         }
         if a.postgres {
-            sqlx::any::install_default_drivers();
-            let admin_url = std::env::var("DIALER_TEST_PG_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-            let name = format!("dialer_b_percall_{}", std::process::id());
-            let mut admin = sqlx::AnyConnection::connect(&admin_url)
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} is unreachable: {e}"));
-            admin
-                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                .await
-                .unwrap();
-            admin
-                .execute(format!("CREATE DATABASE {name}").as_str())
-                .await
-                .unwrap();
-            let slash = admin_url.rfind('/').unwrap();
-            let url = format!("{}/{name}", &admin_url[..slash]);
-            run("postgres", &url, &a).await;
-            admin
-                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-                .await
-                .unwrap();
+            let pg = ScratchPg::create("dialer_b_percall").await;
+            run("postgres", &pg.url, &a).await;
+            pg.drop_db().await;
         }
     });
 }
