@@ -10,14 +10,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use common::{
-    PgDb, Proc, RunDir, TestTrunk, repo, runtime, start_logged_simulator, start_node,
-    write_node_config,
+    PgDb, Proc, RunDir, TestTrunk, consenting_contacts, repo, runtime, start_logged_simulator,
+    start_node, write_node_config,
 };
 use serde_json::Value;
-use store::{
-    AttemptState, CampaignId, CampaignState, ConsentSource, ContactState, NewCampaign, NewConsent,
-    NewContact, Store,
-};
+use store::{AttemptState, CampaignId, CampaignState, ContactState, NewCampaign, Store};
 
 /// Far more than any run here needs; a hung run fails instead of blocking CI.
 const RUN_BOUND: Duration = Duration::from_secs(240);
@@ -72,21 +69,7 @@ async fn create_campaign(store: &Store, n: u32) -> CampaignId {
         })
         .await
         .expect("create campaign");
-    let contacts: Vec<NewContact> = (0..n)
-        .map(|i| NewContact {
-            phone_e164: format!("+38044{:07}", 1_000_000 + i),
-            name: Some(format!("Contact {i}")),
-            timezone: Some("Europe/Kyiv".into()),
-            language: Some("ru".into()),
-            attributes: BTreeMap::new(),
-            consent: Some(NewConsent {
-                source: ConsentSource::WebForm,
-                given_at_ms: chrono::Utc::now().timestamp_millis() - 86_400_000,
-                text_version: "v1".into(),
-                evidence: Some("form-1".into()),
-            }),
-        })
-        .collect();
+    let contacts = consenting_contacts(1_000_000, n);
     let r = store
         .insert_contacts(id, &contacts, b"integration-test-key")
         .await

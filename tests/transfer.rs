@@ -13,17 +13,15 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::{
-    Proc, RunDir, TestTrunk, repo, runtime, start_logged_simulator, start_node, write_node_config,
+    Proc, RunDir, TestTrunk, consenting_contacts, repo, runtime, start_logged_simulator,
+    start_node, write_node_config,
 };
 use serde_json::Value;
-use store::{
-    CampaignId, CampaignState, ConsentSource, NewCampaign, NewConsent, NewContact, Store,
-    StoredResult,
-};
+use store::{CampaignId, CampaignState, NewCampaign, Store, StoredResult};
 
 /// The calls last ~25 s (greeting, question, key, transfer); a hung run fails instead of
 /// blocking CI.
@@ -107,21 +105,7 @@ async fn create_campaign(store: &Store, trunk: &str, manager_uri: Option<&str>) 
     } else {
         2_000_000
     };
-    let contacts: Vec<NewContact> = (0..CONTACTS)
-        .map(|i| NewContact {
-            phone_e164: format!("+38044{:07}", base + i),
-            name: Some(format!("Contact {i}")),
-            timezone: Some("Europe/Kyiv".into()),
-            language: Some("ru".into()),
-            attributes: BTreeMap::new(),
-            consent: Some(NewConsent {
-                source: ConsentSource::WebForm,
-                given_at_ms: chrono::Utc::now().timestamp_millis() - 86_400_000,
-                text_version: "v1".into(),
-                evidence: Some("form-1".into()),
-            }),
-        })
-        .collect();
+    let contacts = consenting_contacts(base, CONTACTS);
     let r = store
         .insert_contacts(id, &contacts, b"integration-test-key")
         .await

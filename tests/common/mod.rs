@@ -446,3 +446,22 @@ pub fn start_node(dir: &RunDir, node: &str, config: &str, run: u32) -> Proc {
     }
     p
 }
+
+/// `n` contacts `+38044<base + i>` in Kyiv, each with a web-form consent given a day ago.
+pub fn consenting_contacts(base: u32, n: u32) -> Vec<store::NewContact> {
+    (0..n)
+        .map(|i| store::NewContact {
+            phone_e164: format!("+38044{:07}", base + i),
+            name: Some(format!("Contact {i}")),
+            timezone: Some("Europe/Kyiv".into()),
+            language: Some("ru".into()),
+            attributes: std::collections::BTreeMap::new(),
+            consent: Some(store::NewConsent {
+                source: store::ConsentSource::WebForm,
+                given_at_ms: chrono::Utc::now().timestamp_millis() - 86_400_000,
+                text_version: "v1".into(),
+                evidence: Some("form-1".into()),
+            }),
+        })
+        .collect()
+}
