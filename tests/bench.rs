@@ -64,6 +64,12 @@ fn bench_reports_sipp_and_the_udp_floor_beside_our_figures() {
     assert!((20..=40).contains(&placed), "{r}");
     assert_eq!(r["answered"], r["placed"], "{r}");
     assert_eq!(r["failed"], 0, "{r}");
+    // Both ends on shared RTP sockets (the bench's default): a tick's packets of all calls in
+    // one sendmmsg, every packet to its own call.
+    assert_eq!(r["rtp"]["sockets"], "shared", "{r}");
+    assert_eq!(r["rtp"]["lost_inbound"], 0, "{r}");
+    assert!(num(&r, "/rtp/packets_per_send_syscall") >= 3.0, "{r}");
+    assert!(num(&r, "/rtp/packets_per_recv_syscall") >= 3.0, "{r}");
 
     // SIPp placed the same calls, all completed, and its pcap reached the simulator.
     let s = &r["sipp"];
@@ -102,7 +108,7 @@ fn bench_reports_sipp_and_the_udp_floor_beside_our_figures() {
     let f = &r["floor"];
     let peak = r["live"]["peak"].as_u64().expect("live.peak");
     assert_eq!(f["calls"].as_u64(), Some(peak.max(1)), "{f}");
-    for mode in ["send_to", "sendmmsg"] {
+    for mode in ["send_to", "sendmmsg", "shared"] {
         let m = &f["modes"][mode];
         let sent = num(m, "/send/packets");
         // 1 s of 20 ms ticks for every call.

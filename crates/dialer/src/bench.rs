@@ -43,13 +43,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use engine::driver::{DriverConfig, DriverEvent, SipDriver};
-use engine::media::{MediaConfig, MediaEngine, MediaHandle};
+use engine::media::{MediaConfig, MediaEngine, MediaHandle, SocketMode};
 use engine::transport::TransportConfig;
 use engine::trunk::{CallRequest, Trunk, TrunkConfig};
 use hdrhistogram::Histogram;
 use media::amd::AmdConfig;
 use media::session::{MediaEvent, MediaParams};
-use sip::sdp::{self, Negotiated};
+use sip::sdp::Negotiated;
 use sip::{CallEvent, CallHandle, EndpointConfig, TimerConfig};
 
 use engine::dialogue::{Actions, AsrDone, Conversation};
@@ -89,6 +89,11 @@ pub(crate) struct BenchArgs {
     /// production calls do (`--analysis false` measures the bare RTP path).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     analysis: bool,
+    /// RTP sockets of both ends: `shared` (one socket pair per process, `recvmmsg`/`sendmmsg`
+    /// across calls, calls told apart by address and the SSRC each SDP announces) or
+    /// `per-call` (a port pair per call).
+    #[arg(long, value_name = "MODE", default_value = "shared")]
+    rtp_sockets: SocketMode,
     /// Local SIP address (UDP). Port 0 picks a free port.
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
     bind: SocketAddr,
@@ -134,6 +139,7 @@ struct Plan {
     personas: Option<PathBuf>,
     prompt: Arc<media::Prompt>,
     analysis: bool,
+    rtp_sockets: SocketMode,
     bind: SocketAddr,
     seed: u64,
     json: bool,
@@ -234,6 +240,7 @@ impl Plan {
             personas: a.personas.clone(),
             prompt: Arc::new(prompt),
             analysis: a.analysis,
+            rtp_sockets: a.rtp_sockets,
             bind: a.bind,
             seed: a.seed.unwrap_or_else(crate::random_seed),
             json: a.json,
@@ -390,15 +397,33 @@ ring_secs = 0
 
 fn start_simulator(plan: &Plan) -> anyhow::Result<Simulator> {
     // The simulator outlives our last BYE by a margin; we stop it with SIGTERM earlier.
-    start_simulator_for(plan, plan.duration + plan.call_len + HARD_STOP_GRACE * 2)
+    start_simulator_for(
+        plan,
+        plan.duration + plan.call_len + HARD_STOP_GRACE * 2,
+        plan.rtp_sockets,
+    )
 }
 
-fn start_simulator_for(plan: &Plan, lifetime: Duration) -> anyhow::Result<Simulator> {
+fn start_simulator_for(
+    plan: &Plan,
+    lifetime: Duration,
+    sockets: SocketMode,
+) -> anyhow::Result<Simulator> {
     let personas = match &plan.personas {
         Some(p) => Personas::File(p.clone()),
         None => Personas::Text(BENCH_PERSONAS),
     };
-    Simulator::start(&personas, plan.seed.rotate_left(7), lifetime, true)
+    let mode = match sockets {
+        SocketMode::Shared => "shared",
+        SocketMode::PerCall => "per-call",
+    };
+    Simulator::start(
+        &personas,
+        plan.seed.rotate_left(7),
+        lifetime,
+        true,
+        &["--rtp-sockets", mode],
+    )
 }
 
 #[derive(Debug)]
@@ -434,6 +459,10 @@ struct Report {
     rtp_received: u64,
     rtp_lost: u64,
     recv_syscalls: u64,
+    send_syscalls: u64,
+    /// Shared sockets: packets that matched no call.
+    unrouted: u64,
+    rtp_sockets: SocketMode,
     ticks: u64,
     ours: Usage,
     sim: Option<Usage>,
@@ -534,6 +563,9 @@ impl Report {
                 "lost_inbound": self.rtp_lost,
                 "lost_outbound": self.sim_loss().map(|(_, l)| l),
                 "packets_per_recv_syscall": round3(self.rtp_received as f64 / self.recv_syscalls.max(1) as f64),
+                "packets_per_send_syscall": round3(self.rtp_sent as f64 / self.send_syscalls.max(1) as f64),
+                "unrouted": self.unrouted,
+                "sockets": self.rtp_sockets,
             },
             "media_ticks": self.ticks,
             "dialer": self.usage_json(&self.ours),
@@ -620,12 +652,22 @@ impl Report {
             .unwrap_or_default();
         let _ = writeln!(
             s,
-            "  RTP             sent {}, received {}, lost {}{}; {:.2} packets per receive syscall",
+            "  RTP             sent {}, received {}, lost {}{}; {:.2} packets per receive syscall, {:.2} per send syscall ({} sockets{})",
             self.rtp_sent,
             self.rtp_received,
             self.rtp_lost,
             out_loss,
-            self.rtp_received as f64 / self.recv_syscalls.max(1) as f64
+            self.rtp_received as f64 / self.recv_syscalls.max(1) as f64,
+            self.rtp_sent as f64 / self.send_syscalls.max(1) as f64,
+            match self.rtp_sockets {
+                SocketMode::Shared => "shared",
+                SocketMode::PerCall => "per-call",
+            },
+            if self.unrouted > 0 {
+                format!(", {} packets matched no call", self.unrouted)
+            } else {
+                String::new()
+            },
         );
         let mut side = |name: &str, u: &Usage| {
             let _ = writeln!(
@@ -719,7 +761,7 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
         .local_addr_towards(&trunk.dest())
         .await
         .context("cannot find our address towards the target")?;
-    let mut media_cfg = MediaConfig::new(local.ip());
+    let mut media_cfg = MediaConfig::new(local.ip()).with_sockets(plan.rtp_sockets);
     media_cfg.measure_send = true;
     let mut engine = MediaEngine::new(media_cfg);
 
@@ -895,12 +937,12 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
                 if now < dial_until && !interrupted {
                     let due = ((now - started).as_secs_f64() * plan.rate) as u64 + 1;
                     while placed < due && calls.len() < plan.concurrency as usize {
-                        let (mh, rtp) = engine.allocate().context("cannot bind an RTP port")?;
+                        let (mh, _) = engine.allocate().context("cannot bind an RTP port")?;
                         let req = CallRequest {
                             number: format!("+{}", number_base + placed),
                             from: None,
                             ring_timeout: Duration::from_secs(60),
-                            media: Some(sdp::LocalMedia::new(rtp.ip(), rtp.port(), plan.seed ^ placed)),
+                            media: engine.local_media(mh, plan.seed ^ placed),
                             session_expires: None,
                         };
                         let cfg = trunk.call_config(&req, local, timers);
@@ -1009,6 +1051,9 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
         rtp_received,
         rtp_lost,
         recv_syscalls: stats.recv_syscalls,
+        send_syscalls: stats.send_syscalls,
+        unrouted: stats.unrouted,
+        rtp_sockets: plan.rtp_sockets,
         ticks: stats.ticks,
         ours,
         sim: theirs,
@@ -1042,6 +1087,7 @@ fn start_media(
         plan.seed.rotate_left(17) ^ salt,
     );
     p.direction = engine::media::direction_from_sdp(neg.direction);
+    p.remote_ssrc = neg.remote_ssrc;
     if plan.analysis {
         p.amd = Some(AmdConfig::default());
     } else {
@@ -1371,7 +1417,9 @@ fn run_sipp(plan: &Plan, calls: u64) -> anyhow::Result<SippRun> {
         calls as f64 * plan.call_len.as_secs_f64() / f64::from(plan.concurrency.max(1)),
     ));
     let bound = dialling + plan.call_len + Duration::from_secs(60);
-    let sim = start_simulator_for(plan, bound + HARD_STOP_GRACE)?;
+    // SIPp's RTP leaves from its -mi address, not the one its SDP names (see the scenario):
+    // only a port per call lets the callee take it, so SIPp's callee has per-call sockets.
+    let sim = start_simulator_for(plan, bound + HARD_STOP_GRACE, SocketMode::PerCall)?;
     let sim_pid = sim.pid.clone();
     let mut sim_usage = Usage::default();
     if let Some(s) = ProcSample::read(&sim_pid) {

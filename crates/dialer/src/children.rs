@@ -80,6 +80,7 @@ impl Simulator {
         seed: u64,
         lifetime: Duration,
         measure_send: bool,
+        extra_args: &[&str],
     ) -> anyhow::Result<Simulator> {
         let dir = TempDir::new("sim")?;
         let personas = match personas {
@@ -106,6 +107,7 @@ impl Simulator {
         if measure_send {
             cmd.arg("--measure-send");
         }
+        cmd.args(extra_args);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

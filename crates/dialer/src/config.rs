@@ -83,12 +83,17 @@ pub(crate) struct ComplianceSection {
 pub(crate) struct SipSection {
     #[serde(default = "default_sip_bind")]
     pub bind: SocketAddr,
+    /// `per_call` (an RTP port pair per call) or `shared` (one pair per campaign, batched
+    /// system calls; for peers whose RTP comes from the address their SDP names).
+    #[serde(default)]
+    pub rtp_sockets: engine::media::SocketMode,
 }
 
 impl Default for SipSection {
     fn default() -> Self {
         SipSection {
             bind: default_sip_bind(),
+            rtp_sockets: engine::media::SocketMode::PerCall,
         }
     }
 }

@@ -234,6 +234,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<String> {
         // three times over plus ten minutes of retries and calls.
         Duration::from_secs_f64((f64::from(args.contacts) / args.cps * 3.0 + 600.0).min(86_400.0)),
         false,
+        &[],
     )?;
     eprintln!("dialer demo: simulated callees at {}", sim.addr);
 
@@ -306,6 +307,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<String> {
         stop_when_done: true,
         bind: "127.0.0.1:0".parse().expect("literal address"),
         seed: engine::node::fresh_seed("demo", campaign),
+        rtp_sockets: engine::media::SocketMode::PerCall,
     };
     let (control_tx, control_rx) = tokio::sync::watch::channel(Control::Run);
     // Ctrl-C: no new calls, live calls finish, then the report.

@@ -13,7 +13,10 @@
 //! - [`SendMode::SendTo`]: one socket per call and one `sendto` per packet, as the engine
 //!   sends today;
 //! - [`SendMode::Sendmmsg`]: one socket for all calls, `sendmmsg` batches of [`SEND_BATCH`]
-//!   packets to different peers (the shape of a shared-socket engine).
+//!   packets to different peers, each received on its own socket;
+//! - [`SendMode::Shared`]: one socket each side, `sendmmsg` batches of [`SEND_BATCH`] and
+//!   `recvmmsg` batches of [`engine::udp::SHARED_BATCH`]: the shape of the media engine's
+//!   shared sockets (`--rtp-sockets shared`), so the floor for that mode.
 //!
 //! On loopback the sender's system time includes delivery into the receiving socket (the
 //! kernel runs it in the sender's context), as it does for the dialer. A call-minute is
@@ -29,7 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use engine::udp::{BATCH as RECV_BATCH, Headers, RecvBatch};
+use engine::udp::{BATCH as RECV_BATCH, Headers, RecvBatch, SHARED_BATCH};
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, sendmmsg};
 
 /// Calls (socket pairs) at most: 2 file descriptors each.
@@ -50,6 +53,8 @@ pub(crate) enum SendMode {
     SendTo,
     /// One socket, `sendmmsg` batches of [`SEND_BATCH`] to different peers.
     Sendmmsg,
+    /// One socket each side: `sendmmsg` to one peer, `recvmmsg` of [`SHARED_BATCH`].
+    Shared,
 }
 
 impl SendMode {
@@ -57,6 +62,7 @@ impl SendMode {
         match self {
             SendMode::SendTo => "send_to",
             SendMode::Sendmmsg => "sendmmsg",
+            SendMode::Shared => "shared",
         }
     }
 }
@@ -224,6 +230,7 @@ impl FloorReport {
             "packet_bytes": PACKET,
             "send_batch": SEND_BATCH,
             "recv_batch": RECV_BATCH,
+            "shared_recv_batch": SHARED_BATCH,
             "modes": modes,
             "dialer_over_floor": ratios,
         })
@@ -235,7 +242,7 @@ impl FloorReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "  floor           raw UDP on loopback, {} calls × 50 packets/s of {PACKET} bytes each way, {:.0} s per mode, receive by recvmmsg per socket per 20 ms",
+            "  floor           raw UDP on loopback, {} calls × 50 packets/s of {PACKET} bytes each way, {:.0} s per mode, receive by recvmmsg every 20 ms (per socket; shared: one socket)",
             self.calls, self.secs
         );
         for r in &self.modes {
@@ -281,7 +288,7 @@ fn round6(v: f64) -> f64 {
 pub(crate) fn run(calls: usize, secs: Duration) -> anyhow::Result<FloorReport> {
     let calls = calls.clamp(1, MAX_CALLS);
     let mut modes = Vec::new();
-    for mode in [SendMode::SendTo, SendMode::Sendmmsg] {
+    for mode in [SendMode::SendTo, SendMode::Sendmmsg, SendMode::Shared] {
         modes.push(run_mode(mode, calls, secs).with_context(|| format!("floor, {}", mode.name()))?);
     }
     Ok(FloorReport {
@@ -305,18 +312,28 @@ fn v4(s: &UdpSocket) -> io::Result<SocketAddrV4> {
 /// One mode: sockets, the two threads, their counts.
 pub(crate) fn run_mode(mode: SendMode, calls: usize, secs: Duration) -> anyhow::Result<ModeRun> {
     let mut receivers = Vec::with_capacity(calls);
-    for _ in 0..calls {
+    let receiving_sockets = if mode == SendMode::Shared { 1 } else { calls };
+    for _ in 0..receiving_sockets {
         let s = loopback_socket().context("cannot bind a receiving socket")?;
         s.set_nonblocking(true)?;
+        if mode == SendMode::Shared {
+            // Every call's packet of a tick waits in this one socket (as in the engine).
+            engine::udp::grow_recv_buffer(&s, 32 << 20);
+        }
         receivers.push(s);
     }
-    let peers: Vec<SocketAddrV4> = receivers.iter().map(v4).collect::<io::Result<_>>()?;
+    let mut peers: Vec<SocketAddrV4> = receivers.iter().map(v4).collect::<io::Result<_>>()?;
+    if mode == SendMode::Shared {
+        peers = vec![peers[0]; calls];
+    }
     let senders: Vec<UdpSocket> = match mode {
         SendMode::SendTo => (0..calls)
             .map(|_| loopback_socket())
             .collect::<io::Result<_>>()
             .context("cannot bind a sending socket")?,
-        SendMode::Sendmmsg => vec![loopback_socket().context("cannot bind the sending socket")?],
+        SendMode::Sendmmsg | SendMode::Shared => {
+            vec![loopback_socket().context("cannot bind the sending socket")?]
+        }
     };
     let ticks = (secs.as_secs_f64() / TICK.as_secs_f64()).ceil().max(1.0) as u64;
     let bound = secs * 3 + Duration::from_secs(1);
@@ -326,7 +343,17 @@ pub(crate) fn run_mode(mode: SendMode, calls: usize, secs: Duration) -> anyhow::
     let rx_done = Arc::clone(&done);
     let receiver = std::thread::Builder::new()
         .name("floor-recv".into())
-        .spawn(move || receive(&receivers, start + TICK / 2, &rx_done, bound))
+        .spawn(move || {
+            let at = start + TICK / 2;
+            if mode == SendMode::Shared {
+                // Every call's packet of a tick, and some ticks' backlog, in full batches.
+                let rounds = (calls.div_ceil(SHARED_BATCH) * 4).max(4);
+                receive::<SHARED_BATCH>(&receivers, at, &rx_done, bound, rounds)
+            } else {
+                // A socket holds about one packet per tick; a few full batches at most.
+                receive::<RECV_BATCH>(&receivers, at, &rx_done, bound, 64)
+            }
+        })
         .context("cannot start the receiving thread")?;
     let sent = std::thread::Builder::new()
         .name("floor-send".into())
@@ -393,7 +420,7 @@ fn send(
                     }
                 }
             }
-            SendMode::Sendmmsg => {
+            SendMode::Sendmmsg | SendMode::Shared => {
                 let socket = sockets.first().context("no sending socket")?;
                 for (chunk, to) in packets.chunks(SEND_BATCH).zip(addrs.chunks(SEND_BATCH)) {
                     side.packets += send_batch(socket, &mut headers, chunk, to, &mut side.syscalls);
@@ -447,14 +474,15 @@ fn send_batch(
     done as u64
 }
 
-fn receive(
+fn receive<const N: usize>(
     sockets: &[UdpSocket],
     start: Instant,
     done: &AtomicBool,
     bound: Duration,
+    rounds: usize,
 ) -> anyhow::Result<Side> {
-    let mut headers = Headers::new();
-    let mut batch = RecvBatch::new();
+    let mut headers: Headers<N> = Headers::new();
+    let mut batch: RecvBatch<N> = RecvBatch::new();
     let mut side = Side::default();
     if let Some(d) = start.checked_duration_since(Instant::now()) {
         std::thread::sleep(d);
@@ -472,12 +500,11 @@ fn receive(
         }
         let finishing = done.load(Ordering::Acquire);
         for s in sockets {
-            // A socket holds about one packet per tick; a few full batches at most.
-            for _ in 0..64 {
+            for _ in 0..rounds {
                 match batch.recv(&mut headers, s) {
                     Ok(n) => {
                         side.packets += n as u64;
-                        if n < RECV_BATCH {
+                        if n < N {
                             break;
                         }
                     }
@@ -503,7 +530,7 @@ mod tests {
     #[test]
     fn both_modes_deliver_every_packet_of_a_few_calls() {
         let r = run(8, Duration::from_millis(300)).unwrap();
-        assert_eq!(r.modes.len(), 2);
+        assert_eq!(r.modes.len(), 3);
         for m in &r.modes {
             // 15 ticks × 8 calls.
             assert_eq!(m.send.packets, 15 * 8, "{m:?}");
@@ -515,6 +542,10 @@ mod tests {
         assert_eq!(sm.send.syscalls, 15);
         let st = r.mode(SendMode::SendTo).unwrap();
         assert_eq!(st.send.syscalls, 15 * 8);
+        // One socket each side: a tick's 8 packets in one send and (at most) two reads.
+        let sh = r.mode(SendMode::Shared).unwrap();
+        assert_eq!(sh.send.syscalls, 15);
+        assert!(sh.recv.syscalls <= 2 * 16, "{sh:?}");
         let j = r.json(Some(10.0));
         assert!(
             j.pointer("/dialer_over_floor/send_to")

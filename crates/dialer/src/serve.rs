@@ -131,6 +131,7 @@ async fn run(l: Loaded) -> anyhow::Result<()> {
         l.hmac_key.clone(),
     );
     cfg.lease = Duration::from_secs(l.cfg.node.lease_secs);
+    cfg.rtp_sockets = l.cfg.sip.rtp_sockets;
     cfg.data_dir = l.data_dir.clone();
     cfg.asr = asr;
     cfg.recording_retention = l

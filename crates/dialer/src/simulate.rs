@@ -33,13 +33,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use engine::media::{MediaConfig, MediaEngine, MediaHandle};
+use engine::media::{MediaConfig, MediaEngine, MediaHandle, SocketMode};
 use engine::transport::{SipTransport, TransportConfig, TransportEvent};
 use media::session::MediaParams;
 use sim::callee::{Action, Callee, Crowd, DtmfMode};
 use sim::{EndReason, Persona, Uas, UasCallId, UasConfig, UasEvent};
 use sip::IdGen;
-use sip::sdp::{LocalMedia, Negotiated};
+use sip::sdp::Negotiated;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Open files wanted: one RTP socket per call plus SIP connections, for 4,000+ calls.
@@ -65,6 +65,10 @@ pub(crate) struct SimulateArgs {
     /// RTP port range (even ports carry RTP).
     #[arg(long, value_name = "MIN-MAX", default_value = "40000-59999")]
     rtp_ports: String,
+    /// `per-call`: an RTP port pair per call; `shared`: one pair for all calls, batched
+    /// system calls, calls told apart by address and announced SSRC (see `engine::media`).
+    #[arg(long, value_name = "MODE", default_value = "per-call")]
+    rtp_sockets: SocketMode,
     /// Seed of persona draws, SIP tags and RTP SSRCs (random by default).
     #[arg(long)]
     seed: Option<u64>,
@@ -97,6 +101,7 @@ struct Plan {
     crowd: Crowd,
     rtp_ip: IpAddr,
     rtp_ports: (u16, u16),
+    rtp_sockets: SocketMode,
     seed: u64,
     max_calls: Option<u64>,
     duration: Option<Duration>,
@@ -140,6 +145,7 @@ impl Plan {
             crowd,
             rtp_ip,
             rtp_ports,
+            rtp_sockets: a.rtp_sockets,
             seed: a.seed.unwrap_or_else(crate::random_seed),
             max_calls: a.max_calls,
             duration: a.duration.map(|d| secs("--duration", d)).transpose()?,
@@ -313,13 +319,9 @@ impl Sim {
         let mut handle = None;
         if profile.answers() {
             match self.media.allocate() {
-                Ok((h, addr)) => {
+                Ok((h, _)) => {
                     handle = Some(h);
-                    local = Some(LocalMedia::new(
-                        addr.ip(),
-                        addr.port(),
-                        self.rng.next_u64() >> 1,
-                    ));
+                    local = self.media.local_media(h, self.rng.next_u64() >> 1);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "no RTP port: refusing the call");
@@ -367,6 +369,7 @@ impl Sim {
                 self.rng.next_u64(),
             );
             p.direction = engine::media::direction_from_sdp(neg.direction);
+            p.remote_ssrc = neg.remote_ssrc;
             p.inband_dtmf = false;
             p.vad = None; // the callee never listens for speech
             p.rtp_timeout = self.rtp_timeout;
@@ -477,6 +480,8 @@ impl Sim {
                 "lost_in": self.n.rtp_lost,
                 "send_errors": m.send_errors,
                 "recv_syscalls": m.recv_syscalls,
+                "send_syscalls": m.send_syscalls,
+                "unrouted": m.unrouted,
                 "send_timing": timing,
             },
             "sip": {
@@ -538,6 +543,7 @@ async fn run(plan: Plan) -> anyhow::Result<String> {
     media_cfg.port_min = plan.rtp_ports.0;
     media_cfg.port_max = plan.rtp_ports.1;
     media_cfg.measure_send = plan.measure_send;
+    media_cfg.sockets = plan.rtp_sockets;
     let profiles = plan.crowd.profiles().len();
     let call_log = match &plan.call_log {
         Some(p) => Some(

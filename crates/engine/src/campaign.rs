@@ -98,6 +98,8 @@ pub struct RunnerConfig {
     /// Seed of Call-IDs, tags and branches: different for every runner, node and restart (a
     /// restarted node must not reuse the Call-IDs of its previous life).
     pub seed: u64,
+    /// RTP sockets: a port pair per call, or one pair for all (see [`crate::media`]).
+    pub rtp_sockets: crate::media::SocketMode,
 }
 
 /// What the operator asks of a running campaign; takes effect within a tick.
@@ -423,7 +425,7 @@ pub async fn run(
         );
     }
     let local = locals[0];
-    let mut engine = MediaEngine::new(MediaConfig::new(local.ip()));
+    let mut engine = MediaEngine::new(MediaConfig::new(local.ip()).with_sockets(cfg.rtp_sockets));
     let mut clock = MediaClock::start(
         Instant::now(),
         Duration::from_millis(u64::from(media::FRAME_MS)),
@@ -492,6 +494,7 @@ pub async fn run(
                                 seed_of(l.contact.id) ^ l.key,
                             );
                             p.direction = crate::media::direction_from_sdp(neg.direction);
+                            p.remote_ssrc = neg.remote_ssrc;
                             p.amd = Some(AmdConfig::default());
                             p.vad = Some(media::vad::VadConfig::endpointing());
                             p.record = l.recording.is_some();
@@ -918,8 +921,8 @@ async fn dial(
     trunk: usize,
     key: u64,
 ) -> Result<(CallHandle, Live), (ClaimedContact, std::io::Error)> {
-    let (mh, rtp) = match engine.allocate() {
-        Ok(x) => x,
+    let mh = match engine.allocate() {
+        Ok((mh, _)) => mh,
         Err(e) => return Err((c, e)),
     };
     let number = c.phone_e164.clone();
@@ -927,11 +930,7 @@ async fn dial(
         number,
         from: None,
         ring_timeout: cfg.ring_timeout,
-        media: Some(sip::sdp::LocalMedia::new(
-            rtp.ip(),
-            rtp.port(),
-            seed_of(c.id) ^ key,
-        )),
+        media: engine.local_media(mh, seed_of(c.id) ^ key),
         session_expires: None,
     };
     let mut call_cfg = cfg.trunks[trunk].trunk.call_config(&req, local, timers);

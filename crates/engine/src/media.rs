@@ -1,20 +1,32 @@
-//! The media side of the engine: one RTP socket per call from a port range, one clock for all
-//! calls, and a writer thread for recordings.
+//! The media side of the engine: RTP sockets, one clock for all calls, and a writer thread for
+//! recordings.
 //!
-//! Every 20 ms [`MediaEngine::tick`] walks all calls once: it drains each call's socket with
-//! one `recvmmsg` (see [`crate::udp`]; sockets the reactor has not marked readable cost no
-//! system call), runs the call's sans-IO [`CallMedia`] tick and sends its frame. There is no
-//! task and no timer per call. Recording blocks go to one writer thread over a channel, so file
-//! IO never runs on the media path.
+//! Every 20 ms [`MediaEngine::tick`] walks all calls once: it receives what arrived, runs each
+//! call's sans-IO [`CallMedia`] tick and sends its frame. There is no task and no timer per
+//! call. Recording blocks go to one writer thread over a channel, so file IO never runs on the
+//! media path.
+//!
+//! Two socket layouts ([`SocketMode`]):
+//! - **per call** (the default): an RTP/RTCP port pair per call from a port range, drained with
+//!   one `recvmmsg` per call per tick and sent with one `sendto` per packet. Works with any peer.
+//! - **shared**: one RTP/RTCP pair for all calls of the engine. One `recvmmsg` reads up to
+//!   [`crate::udp::SHARED_BATCH`] packets of different calls and one `sendmmsg` sends
+//!   [`crate::udp::SEND_BATCH`], so the system calls per packet drop from about two to a few
+//!   hundredths. Packets are told apart by their source address (each call's SDP address) and,
+//!   where several calls share a source address (a far end that is itself one socket), by the
+//!   SSRC its SDP announced (`a=ssrc`, RFC 5576); every offer and answer of this engine announces
+//!   its own SSRC for the same reason. A packet that matches no call is counted
+//!   ([`MediaEngineStats::unrouted`]) and dropped. Use it with peers whose RTP comes from the
+//!   address their SDP names (PBXs and SBCs on the same network); behind NAT, use per call.
 //!
 //! With [`MediaConfig::measure_send`] the engine also times every RTP packet it sends: how late
 //! after the tick's scheduled instant it left (the clock's own lateness plus its place in the
 //! tick's walk over all calls), and how far each stream's packet spacing strays from 20 ms
 //! ([`SendTiming`]). The load bench reports both.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Instant;
@@ -23,7 +35,7 @@ use hdrhistogram::Histogram;
 use media::record::{Block, WavSink};
 use media::session::{CallMedia, MediaEvent, MediaParams, MediaStats};
 
-use crate::udp::{Headers, RecvBatch};
+use crate::udp::{Headers, RecvBatch, SHARED_BATCH, SendBatch, SendHeaders};
 
 /// The media codec an SDP negotiation chose.
 pub fn codec_from_sdp(c: sip::sdp::Codec) -> media::Codec {
@@ -48,13 +60,42 @@ const RTCP_POLL_TICKS: u64 = 25;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MediaHandle(pub u64);
 
+/// How calls map onto RTP sockets (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SocketMode {
+    /// An RTP/RTCP port pair per call.
+    #[default]
+    PerCall,
+    /// One RTP/RTCP pair for all calls, batched system calls.
+    Shared,
+}
+
+impl std::str::FromStr for SocketMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "per-call" | "per_call" => Ok(SocketMode::PerCall),
+            "shared" => Ok(SocketMode::Shared),
+            other => Err(format!(
+                "unknown RTP socket mode {other:?} (expected per-call or shared)"
+            )),
+        }
+    }
+}
+
 /// Where RTP sockets are bound.
 #[derive(Debug, Clone)]
 pub struct MediaConfig {
     pub bind_ip: IpAddr,
-    /// Even ports from this range carry RTP (the odd one above is left for RTCP).
+    /// Even ports from this range carry RTP (the odd one above is left for RTCP). In shared
+    /// mode the first free pair of the range is the engine's.
     pub port_min: u16,
     pub port_max: u16,
+    pub sockets: SocketMode,
+    /// Receive buffer asked for the shared RTP socket, bytes: it must hold every call's packets
+    /// of a late tick (4,000 calls × ~1 KiB of kernel memory per small datagram per 20 ms).
+    pub shared_recv_buffer: usize,
     /// Most datagrams read from one socket per tick (a flood cannot stall the clock).
     pub max_reads_per_tick: usize,
     /// Time every packet sent (one clock read per packet) into [`MediaEngine::send_timing`].
@@ -69,7 +110,14 @@ impl MediaConfig {
             port_max: 39_999,
             max_reads_per_tick: 16,
             measure_send: false,
+            sockets: SocketMode::PerCall,
+            shared_recv_buffer: 32 << 20,
         }
+    }
+
+    pub fn with_sockets(mut self, sockets: SocketMode) -> Self {
+        self.sockets = sockets;
+        self
     }
 }
 
@@ -83,6 +131,10 @@ pub struct MediaEngineStats {
     pub send_errors: u64,
     /// `recvmmsg` calls on RTP sockets (packets_received / recv_syscalls is the batching gain).
     pub recv_syscalls: u64,
+    /// System calls that sent RTP (`sendto` per packet, or `sendmmsg` per batch).
+    pub send_syscalls: u64,
+    /// Shared mode: packets that matched no call (unknown source address or SSRC).
+    pub unrouted: u64,
 }
 
 /// How punctually RTP left, in microseconds (see the module docs).
@@ -92,6 +144,8 @@ pub struct SendTiming {
     pub lateness_us: Histogram<u64>,
     /// |gap between a stream's consecutive packets − 20 ms|, per packet after a stream's first.
     pub gap_error_us: Histogram<u64>,
+    /// When each call's last packet left.
+    last_send: HashMap<MediaHandle, Instant>,
 }
 
 impl SendTiming {
@@ -101,21 +155,176 @@ impl SendTiming {
         SendTiming {
             lateness_us: h(),
             gap_error_us: h(),
+            last_send: HashMap::new(),
+        }
+    }
+
+    /// A packet of call `h` due at `scheduled` left at `sent`.
+    fn sent(&mut self, h: MediaHandle, scheduled: Instant, sent: Instant) {
+        let late = sent.saturating_duration_since(scheduled);
+        let _ = self.lateness_us.record(late.as_micros().max(1) as u64);
+        if let Some(prev) = self.last_send.insert(h, sent) {
+            let gap = sent.saturating_duration_since(prev).as_micros() as i64;
+            let err = (gap - i64::from(media::FRAME_MS) * 1000).unsigned_abs();
+            let _ = self.gap_error_us.record(err.max(1));
         }
     }
 }
 
 #[derive(Debug)]
 struct Slot {
-    /// Non-blocking, not registered with the reactor (see [`crate::udp`]).
-    socket: std::net::UdpSocket,
-    /// RTCP on the next (odd) port; read every [`RTCP_POLL_TICKS`] ticks.
-    rtcp: std::net::UdpSocket,
+    /// The call's own sockets (per-call mode); `None` in shared mode.
+    own: Option<OwnSockets>,
     local: SocketAddr,
+    /// Shared mode: our SSRC, fixed at allocation so the offer can announce it.
+    ssrc: Option<u32>,
+    /// Shared mode: the remote address and announced SSRC this call is routed by.
+    route: Option<(SocketAddr, Option<u32>)>,
     media: Option<CallMedia>,
     recording: bool,
-    /// When the last RTP packet left (only with `measure_send`).
-    last_send: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct OwnSockets {
+    /// Non-blocking, not registered with the reactor (see [`crate::udp`]).
+    rtp: UdpSocket,
+    /// RTCP on the next (odd) port; read every [`RTCP_POLL_TICKS`] ticks.
+    rtcp: UdpSocket,
+}
+
+/// Shared mode: the engine's one socket pair and how its packets find their call.
+#[derive(Debug)]
+struct Shared {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    local: SocketAddr,
+    /// Calls by the far end's RTP address.
+    by_addr: HashMap<SocketAddr, Vec<MediaHandle>>,
+    /// Calls by the far end's RTP address and announced SSRC (for addresses shared by calls).
+    by_pair: HashMap<(SocketAddr, u32), MediaHandle>,
+    /// Our SSRCs in use (each is unique in the engine: the far end may route by it).
+    ssrcs: HashSet<u32>,
+    recv: RecvBatch<SHARED_BATCH>,
+    send: SendBatch,
+    /// The calls whose packets are in `send`, in order (for send timing).
+    sending: Vec<MediaHandle>,
+    /// State of the SSRC generator (splitmix64).
+    ssrc_state: u64,
+    recv_buffer: usize,
+}
+
+impl Shared {
+    fn bind(cfg: &MediaConfig) -> io::Result<Shared> {
+        let mut port = cfg.port_min.max(2) & !1;
+        loop {
+            let rtp = UdpSocket::bind(SocketAddr::new(cfg.bind_ip, port));
+            let rtcp = UdpSocket::bind(SocketAddr::new(cfg.bind_ip, port.wrapping_add(1)));
+            match (rtp, rtcp) {
+                (Ok(rtp), Ok(rtcp)) => {
+                    rtp.set_nonblocking(true)?;
+                    rtcp.set_nonblocking(true)?;
+                    let recv_buffer = crate::udp::grow_recv_buffer(&rtp, cfg.shared_recv_buffer);
+                    let local = rtp.local_addr()?;
+                    return Ok(Shared {
+                        rtp,
+                        rtcp,
+                        local,
+                        by_addr: HashMap::new(),
+                        by_pair: HashMap::new(),
+                        ssrcs: HashSet::new(),
+                        recv: RecvBatch::new(),
+                        send: SendBatch::new(),
+                        sending: Vec::with_capacity(crate::udp::SEND_BATCH),
+                        ssrc_state: u64::from(std::process::id()) << 32
+                            ^ u64::from(local.port())
+                            ^ std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map(|d| d.as_nanos() as u64)
+                                .unwrap_or(0),
+                        recv_buffer,
+                    });
+                }
+                (Err(e), _) | (_, Err(e)) if e.kind() != io::ErrorKind::AddrInUse => {
+                    return Err(e);
+                }
+                _ if port.saturating_add(3) > cfg.port_max => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!(
+                            "no free RTP port pair in {}..={} on {}",
+                            cfg.port_min, cfg.port_max, cfg.bind_ip
+                        ),
+                    ));
+                }
+                _ => port += 2,
+            }
+        }
+    }
+
+    /// A fresh SSRC no other call of this engine uses.
+    fn new_ssrc(&mut self) -> u32 {
+        loop {
+            self.ssrc_state = self.ssrc_state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.ssrc_state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            let ssrc = (z ^ (z >> 31)) as u32;
+            if ssrc != 0 && self.ssrcs.insert(ssrc) {
+                return ssrc;
+            }
+        }
+    }
+
+    fn add_route(&mut self, h: MediaHandle, route: (SocketAddr, Option<u32>)) {
+        self.by_addr.entry(route.0).or_default().push(h);
+        if let Some(ssrc) = route.1 {
+            self.by_pair.insert((route.0, ssrc), h);
+        }
+    }
+
+    fn remove_route(&mut self, h: MediaHandle, route: (SocketAddr, Option<u32>)) {
+        if let Some(v) = self.by_addr.get_mut(&route.0) {
+            if let Some(i) = v.iter().position(|x| *x == h) {
+                v.swap_remove(i);
+            }
+            if v.is_empty() {
+                self.by_addr.remove(&route.0);
+            }
+        }
+        if let Some(ssrc) = route.1
+            && self.by_pair.get(&(route.0, ssrc)) == Some(&h)
+        {
+            self.by_pair.remove(&(route.0, ssrc));
+        }
+    }
+
+    /// The call a packet from `src` with `ssrc` belongs to: the announced (address, SSRC) pair
+    /// first; else the one call at that address, unless that call announced another SSRC
+    /// (a stray packet of an ended call must not reach the next one).
+    fn route(
+        &self,
+        slots: &HashMap<MediaHandle, Slot>,
+        src: SocketAddr,
+        ssrc: u32,
+    ) -> Option<MediaHandle> {
+        if let Some(h) = self.by_pair.get(&(src, ssrc)) {
+            return Some(*h);
+        }
+        match self.by_addr.get(&src).map(Vec::as_slice) {
+            Some([h]) => match slots.get(h)?.route? {
+                (_, Some(announced)) if announced != ssrc => None,
+                _ => Some(*h),
+            },
+            _ => None,
+        }
+    }
+}
+
+/// The SSRC of an RTP packet (bytes 8..12), or of an RTCP packet's sender (bytes 4..8).
+fn ssrc_at(data: &[u8], at: usize) -> u32 {
+    data.get(at..at + 4)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0)
 }
 
 enum WriterMsg {
@@ -141,6 +350,8 @@ pub struct MediaEngine {
     stats: MediaEngineStats,
     /// RTCP CNAME of every stream of this engine (RFC 7022 style: stable per run).
     cname: String,
+    /// Shared mode: bound at the first allocation.
+    shared: Option<Shared>,
 }
 
 impl std::fmt::Debug for WriterMsg {
@@ -170,14 +381,47 @@ impl MediaEngine {
             writer_thread: None,
             stats: MediaEngineStats::default(),
             cname,
+            shared: None,
         }
     }
 
     pub fn stats(&self) -> MediaEngineStats {
+        let (recv, send) = self
+            .shared
+            .as_ref()
+            .map(|s| (s.recv.syscalls, s.send.syscalls))
+            .unwrap_or((0, 0));
         MediaEngineStats {
-            recv_syscalls: self.batch.syscalls,
+            recv_syscalls: self.batch.syscalls + recv,
+            send_syscalls: self.stats.send_syscalls + send,
             ..self.stats
         }
+    }
+
+    /// The RTCP CNAME this engine announces (with the SSRC in shared mode's SDP).
+    pub fn cname(&self) -> &str {
+        &self.cname
+    }
+
+    /// Shared mode: the receive buffer the kernel granted the shared RTP socket (bytes).
+    pub fn shared_recv_buffer(&self) -> Option<usize> {
+        self.shared.as_ref().map(|s| s.recv_buffer)
+    }
+
+    /// Shared mode: the SSRC of the call's RTP, to announce in its SDP (`a=ssrc`).
+    pub fn local_ssrc(&self, h: MediaHandle) -> Option<u32> {
+        self.slots.get(&h).and_then(|s| s.ssrc)
+    }
+
+    /// Our local media description for the call's SDP: its RTP address, plus its SSRC and the
+    /// engine's CNAME in shared mode.
+    pub fn local_media(&self, h: MediaHandle, session_id: u64) -> Option<sip::sdp::LocalMedia> {
+        let slot = self.slots.get(&h)?;
+        let m = sip::sdp::LocalMedia::new(slot.local.ip(), slot.local.port(), session_id);
+        Some(match slot.ssrc {
+            Some(ssrc) => m.with_ssrc(ssrc, self.cname.clone()),
+            None => m,
+        })
     }
 
     /// Send timing so far (with [`MediaConfig::measure_send`]).
@@ -185,8 +429,31 @@ impl MediaEngine {
         self.timing.as_ref()
     }
 
-    /// Bind an RTP socket for a new call (before the offer is sent: its address goes in SDP).
+    /// Bind an RTP socket for a new call (before the offer is sent: its address goes in SDP);
+    /// in shared mode, give it the shared socket's address and an SSRC of its own.
     pub fn allocate(&mut self) -> io::Result<(MediaHandle, SocketAddr)> {
+        if self.cfg.sockets == SocketMode::Shared {
+            if self.shared.is_none() {
+                self.shared = Some(Shared::bind(&self.cfg)?);
+            }
+            let shared = self.shared.as_mut().expect("bound above");
+            let h = MediaHandle(self.next_id);
+            self.next_id += 1;
+            let local = shared.local;
+            let ssrc = shared.new_ssrc();
+            self.slots.insert(
+                h,
+                Slot {
+                    own: None,
+                    local,
+                    ssrc: Some(ssrc),
+                    route: None,
+                    media: None,
+                    recording: false,
+                },
+            );
+            return Ok((h, local));
+        }
         let span = u32::from(self.cfg.port_max.saturating_sub(self.cfg.port_min)) / 2 + 1;
         for _ in 0..span {
             let port = self.next_port;
@@ -212,19 +479,21 @@ impl MediaEngine {
             };
             std_socket.set_nonblocking(true)?;
             std_rtcp.set_nonblocking(true)?;
-            let (socket, rtcp) = (std_socket, std_rtcp);
-            let local = socket.local_addr()?;
+            let local = std_socket.local_addr()?;
             let h = MediaHandle(self.next_id);
             self.next_id += 1;
             self.slots.insert(
                 h,
                 Slot {
-                    socket,
-                    rtcp,
+                    own: Some(OwnSockets {
+                        rtp: std_socket,
+                        rtcp: std_rtcp,
+                    }),
                     local,
+                    ssrc: None,
+                    route: None,
                     media: None,
                     recording: false,
-                    last_send: None,
                 },
             );
             return Ok((h, local));
@@ -255,6 +524,18 @@ impl MediaEngine {
             self.writer_send(WriterMsg::Open(h, path));
         }
         if let Some(slot) = self.slots.get_mut(&h) {
+            let mut params = params;
+            if let Some(ssrc) = slot.ssrc {
+                params.ssrc = ssrc;
+            }
+            if let Some(shared) = self.shared.as_mut() {
+                if let Some(old) = slot.route.take() {
+                    shared.remove_route(h, old);
+                }
+                let route = (params.remote, params.remote_ssrc);
+                shared.add_route(h, route);
+                slot.route = Some(route);
+            }
             slot.media = Some(CallMedia::new(now, params));
             slot.recording = recording;
         }
@@ -272,6 +553,17 @@ impl MediaEngine {
     /// The call is over: close its socket and recording; its final counters.
     pub fn release(&mut self, h: MediaHandle) -> Option<MediaStats> {
         let mut slot = self.slots.remove(&h)?;
+        if let Some(t) = self.timing.as_mut() {
+            t.last_send.remove(&h);
+        }
+        if let Some(shared) = self.shared.as_mut() {
+            if let Some(route) = slot.route.take() {
+                shared.remove_route(h, route);
+            }
+            if let Some(ssrc) = slot.ssrc {
+                shared.ssrcs.remove(&ssrc);
+            }
+        }
         let stats = slot.media.as_ref().map(CallMedia::stats);
         if slot.recording {
             if let Some(m) = slot.media.as_mut() {
@@ -301,19 +593,30 @@ impl MediaEngine {
             .duration_since(std::time::UNIX_EPOCH)
             .map(media::rtcp::ntp_from_unix)
             .unwrap_or(0);
+        if self.shared.is_some() {
+            self.tick_shared(scheduled, now, ntp);
+        } else {
+            self.tick_per_call(scheduled, now, ntp);
+        }
+    }
+
+    fn tick_per_call(&mut self, scheduled: Instant, now: Instant, ntp: u64) {
         let rounds = self
             .cfg
             .max_reads_per_tick
             .div_ceil(crate::udp::BATCH)
             .max(1);
-        let mut headers = Headers::new();
+        let mut headers: Headers = Headers::new();
         let mut blocks: Vec<(MediaHandle, Block)> = Vec::new();
         let tick = self.stats.ticks;
         for (&h, slot) in &mut self.slots {
+            let Some(own) = slot.own.as_ref() else {
+                continue;
+            };
             // Everything waiting, in as few system calls as batches: stop after a short read
             // (the socket is most likely empty; the next tick finds out).
             for _ in 0..rounds {
-                let Ok(n) = self.batch.recv(&mut headers, &slot.socket) else {
+                let Ok(n) = self.batch.recv(&mut headers, &own.rtp) else {
                     break;
                 };
                 if let Some(media) = slot.media.as_mut() {
@@ -332,19 +635,12 @@ impl MediaEngine {
                 continue;
             };
             if let Some(n) = media.tick(now, &mut self.out[..]) {
-                match slot.socket.send_to(&self.out[..n], media.remote()) {
+                self.stats.send_syscalls += 1;
+                match own.rtp.send_to(&self.out[..n], media.remote()) {
                     Ok(_) => {
                         self.stats.packets_sent += 1;
                         if let Some(t) = self.timing.as_mut() {
-                            let sent = Instant::now();
-                            let late = sent.saturating_duration_since(scheduled);
-                            let _ = t.lateness_us.record(late.as_micros().max(1) as u64);
-                            if let Some(prev) = slot.last_send {
-                                let gap = sent.saturating_duration_since(prev).as_micros() as i64;
-                                let err = (gap - i64::from(media::FRAME_MS) * 1000).unsigned_abs();
-                                let _ = t.gap_error_us.record(err.max(1));
-                            }
-                            slot.last_send = Some(sent);
+                            t.sent(h, scheduled, Instant::now());
                         }
                     }
                     Err(_) => self.stats.send_errors += 1,
@@ -354,24 +650,109 @@ impl MediaEngine {
             // RTCP_POLL_TICKS (spread over calls by port), not on every tick.
             if (tick + u64::from(slot.local.port() / 2)).is_multiple_of(RTCP_POLL_TICKS) {
                 for _ in 0..self.cfg.max_reads_per_tick {
-                    match slot.rtcp.recv_from(&mut self.buf[..]) {
+                    match own.rtcp.recv_from(&mut self.buf[..]) {
                         Ok((n, _)) => media.receive_rtcp(now, ntp, &self.buf[..n]),
                         Err(_) => break,
                     }
                 }
             }
             if let Some(n) = media.poll_rtcp(now, ntp, &self.cname, &mut self.out[..]) {
-                let _ = slot.rtcp.send_to(&self.out[..n], media.rtcp_remote());
+                let _ = own.rtcp.send_to(&self.out[..n], media.rtcp_remote());
             }
-            while let Some(ev) = media.poll_event() {
-                self.events.push_back((h, ev));
-            }
-            if slot.recording {
-                while let Some(b) = media.take_record_block() {
-                    blocks.push((h, b));
+            collect(h, media, slot.recording, &mut self.events, &mut blocks);
+        }
+        for (h, b) in blocks {
+            self.writer_send(WriterMsg::Block(h, b));
+        }
+    }
+
+    fn tick_shared(&mut self, scheduled: Instant, now: Instant, ntp: u64) {
+        let Some(shared) = self.shared.as_mut() else {
+            return;
+        };
+        let slots = &mut self.slots;
+        // 1. Everything that arrived, a batch per system call, each packet to its call.
+        // Bounded: a flood cannot hold the clock beyond max_reads_per_tick packets per call.
+        let most = (slots.len().max(1) * self.cfg.max_reads_per_tick).div_ceil(SHARED_BATCH);
+        let mut headers: Headers<SHARED_BATCH> = Headers::new();
+        for _ in 0..most {
+            let Ok(n) = shared.recv.recv(&mut headers, &shared.rtp) else {
+                break;
+            };
+            for (data, src) in shared.recv.datagrams() {
+                let routed = shared
+                    .route(slots, src, ssrc_at(data, 8))
+                    .and_then(|h| slots.get_mut(&h))
+                    .and_then(|slot| slot.media.as_mut());
+                match routed {
+                    Some(media) => {
+                        self.stats.packets_received += 1;
+                        media.receive(now, src, data);
+                    }
+                    None => self.stats.unrouted += 1,
                 }
             }
+            if n < SHARED_BATCH {
+                break;
+            }
         }
+        // RTCP: one read per tick finds the socket empty most of the time.
+        for _ in 0..self.cfg.max_reads_per_tick {
+            let Ok((n, src)) = shared.rtcp.recv_from(&mut self.buf[..]) else {
+                break;
+            };
+            let rtp_src = SocketAddr::new(src.ip(), src.port().wrapping_sub(1));
+            let data = &self.buf[..n];
+            if let Some(media) = shared
+                .route(slots, rtp_src, ssrc_at(data, 4))
+                .and_then(|h| slots.get_mut(&h))
+                .and_then(|slot| slot.media.as_mut())
+            {
+                media.receive_rtcp(now, ntp, data);
+            }
+        }
+        // 2. Every call's frame into the send batch, sent SEND_BATCH at a time.
+        let mut send_headers = SendHeaders::new();
+        let mut blocks: Vec<(MediaHandle, Block)> = Vec::new();
+        for (&h, slot) in slots.iter_mut() {
+            let Some(media) = slot.media.as_mut() else {
+                continue;
+            };
+            // A re-INVITE moved the far end: route by its new address.
+            let remote = media.remote();
+            if let Some(route) = slot.route
+                && route.0 != remote
+            {
+                shared.remove_route(h, route);
+                let new = (remote, route.1);
+                shared.add_route(h, new);
+                slot.route = Some(new);
+            }
+            if let Some(n) = media.tick(now, shared.send.next_buf()) {
+                shared.send.push(n, remote);
+                shared.sending.push(h);
+                if shared.send.is_full() {
+                    flush(
+                        shared,
+                        &mut send_headers,
+                        &mut self.stats,
+                        &mut self.timing,
+                        scheduled,
+                    );
+                }
+            }
+            if let Some(n) = media.poll_rtcp(now, ntp, &self.cname, &mut self.out[..]) {
+                let _ = shared.rtcp.send_to(&self.out[..n], media.rtcp_remote());
+            }
+            collect(h, media, slot.recording, &mut self.events, &mut blocks);
+        }
+        flush(
+            shared,
+            &mut send_headers,
+            &mut self.stats,
+            &mut self.timing,
+            scheduled,
+        );
         for (h, b) in blocks {
             self.writer_send(WriterMsg::Block(h, b));
         }
@@ -421,6 +802,47 @@ impl Drop for MediaEngine {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// After a call's tick: its events to the engine's queue, its recording blocks to `blocks`.
+fn collect(
+    h: MediaHandle,
+    media: &mut CallMedia,
+    recording: bool,
+    events: &mut VecDeque<(MediaHandle, MediaEvent)>,
+    blocks: &mut Vec<(MediaHandle, Block)>,
+) {
+    while let Some(ev) = media.poll_event() {
+        events.push_back((h, ev));
+    }
+    if recording {
+        while let Some(b) = media.take_record_block() {
+            blocks.push((h, b));
+        }
+    }
+}
+
+/// Send the shared socket's batch; time it when measuring.
+fn flush(
+    shared: &mut Shared,
+    headers: &mut SendHeaders,
+    stats: &mut MediaEngineStats,
+    timing: &mut Option<SendTiming>,
+    scheduled: Instant,
+) {
+    if shared.send.is_empty() {
+        return;
+    }
+    let f = shared.send.flush(headers, &shared.rtp);
+    stats.packets_sent += f.sent as u64;
+    stats.send_errors += f.failed as u64;
+    if let Some(t) = timing.as_mut() {
+        let sent = Instant::now();
+        for &h in &shared.sending {
+            t.sent(h, scheduled, sent);
+        }
+    }
+    shared.sending.clear();
 }
 
 /// The writer thread: one `WavSink` per open recording.

@@ -13,6 +13,7 @@
 //! So `PauseCampaign` on any node (or an `UPDATE` by hand) reaches every node within a second.
 //! Every minute the node also deletes recordings past their retention period (and audits it).
 
+use crate::media::SocketMode;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +54,8 @@ pub struct NodeConfig {
     pub poll: Duration,
     /// A node is alive while its heartbeat is younger than this.
     pub node_timeout: Duration,
+    /// RTP sockets of every campaign's calls (see [`crate::media::SocketMode`]).
+    pub rtp_sockets: SocketMode,
 }
 
 impl NodeConfig {
@@ -69,6 +72,7 @@ impl NodeConfig {
             recording_retention: None,
             poll: Duration::from_millis(500),
             node_timeout: Duration::from_secs(5),
+            rtp_sockets: SocketMode::PerCall,
         }
     }
 }
@@ -369,6 +373,7 @@ fn runner_config(
         stop_when_done: false,
         bind,
         seed: fresh_seed(&cfg.name, c.id),
+        rtp_sockets: cfg.rtp_sockets,
     })
 }
 

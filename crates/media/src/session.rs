@@ -55,6 +55,9 @@ pub struct MediaParams {
     pub telephone_event_pt: Option<u8>,
     /// Where the far end asked us to send (SDP `c=`/`m=`).
     pub remote: SocketAddr,
+    /// The far end's SSRC when its SDP announced one (`a=ssrc`): a media engine that shares
+    /// one socket among calls tells them apart by it.
+    pub remote_ssrc: Option<u32>,
     pub direction: Direction,
     /// Random per call: SSRC, first sequence number and timestamp (RFC 3550 §5.1).
     pub ssrc: u32,
@@ -99,6 +102,7 @@ impl MediaParams {
             codec,
             telephone_event_pt,
             remote,
+            remote_ssrc: None,
             direction: Direction::SEND_RECV,
             ssrc: (seed >> 32) as u32 | 1,
             initial_sequence: (seed >> 16) as u16 & 0x7FFF,

@@ -324,6 +324,16 @@ impl MediaDescription {
             .unwrap_or_default()
     }
 
+    /// The first SSRC this section announces (`a=ssrc:<id> <attribute>`, RFC 5576 §4.1);
+    /// a malformed id is ignored.
+    pub fn ssrc(&self) -> Option<u32> {
+        self.other_attributes.iter().find_map(|a| {
+            let rest = a.strip_prefix("a=ssrc:")?;
+            let id = rest.split(|c: char| c.is_ascii_whitespace()).next()?;
+            id.parse().ok()
+        })
+    }
+
     /// Payload type of telephone-event/8000, if listed.
     pub fn telephone_event_pt(&self) -> Option<u8> {
         self.formats
@@ -971,6 +981,10 @@ pub struct LocalMedia {
     pub ptime: u32,
     pub session_id: u64,
     pub session_version: u64,
+    /// Our RTP SSRC and CNAME, announced as `a=ssrc:<id> cname:<cname>` (RFC 5576) when set.
+    /// A media engine that receives many calls on one socket needs it: the far end's packets
+    /// all come from one address, and only the SSRC tells the calls apart.
+    pub ssrc: Option<(u32, String)>,
 }
 
 /// A ptime a G.711 media layer can reasonably use.
@@ -989,7 +1003,23 @@ impl LocalMedia {
             ptime: DEFAULT_PTIME,
             session_id,
             session_version: session_id,
+            ssrc: None,
         }
+    }
+
+    /// Announce `ssrc` with `cname` in offers and answers (RFC 5576 §4.1).
+    pub fn with_ssrc(mut self, ssrc: u32, cname: impl Into<String>) -> LocalMedia {
+        self.ssrc = Some((ssrc, cname.into()));
+        self
+    }
+
+    /// The `a=ssrc` line of our media section, if any (the CNAME is the attribute RFC 5576
+    /// requires with it).
+    fn ssrc_attributes(&self) -> Vec<String> {
+        self.ssrc
+            .iter()
+            .map(|(id, cname)| format!("a=ssrc:{id} cname:{cname}"))
+            .collect()
     }
 
     fn session(&self, media: Vec<MediaDescription>) -> SessionDescription {
@@ -1031,7 +1061,7 @@ impl LocalMedia {
             maxptime: None,
             direction: Direction::SendRecv,
             rtcp: None,
-            other_attributes: Vec::new(),
+            other_attributes: self.ssrc_attributes(),
         }])
     }
 
@@ -1099,11 +1129,12 @@ impl LocalMedia {
             maxptime: None,
             direction,
             rtcp: None,
-            other_attributes: Vec::new(),
+            other_attributes: self.ssrc_attributes(),
         };
         let negotiated = Negotiated {
             codec,
             remote_rtp: SocketAddr::new(remote_ip, m.port),
+            remote_ssrc: m.ssrc(),
             telephone_event_pt,
             ptime: m.ptime.filter(sane_ptime).unwrap_or(self.ptime),
             direction,
@@ -1118,6 +1149,8 @@ pub struct Negotiated {
     pub codec: Codec,
     /// Where to send RTP (unspecified address when the far end holds).
     pub remote_rtp: SocketAddr,
+    /// The far end's RTP SSRC when its description announced one (`a=ssrc`, RFC 5576).
+    pub remote_ssrc: Option<u32>,
     pub telephone_event_pt: Option<u8>,
     /// Packetisation time to send with, milliseconds.
     pub ptime: u32,
@@ -1177,6 +1210,7 @@ pub fn negotiate(
     Ok(Negotiated {
         codec,
         remote_rtp: SocketAddr::new(remote_ip, theirs.port),
+        remote_ssrc: theirs.ssrc(),
         telephone_event_pt,
         ptime,
         direction,
@@ -1401,6 +1435,7 @@ a=ssrc:2846231963 msid:fs audio0\r\n";
             Negotiated {
                 codec: Codec::Pcmu,
                 remote_rtp: "203.0.113.10:17046".parse().unwrap(),
+                remote_ssrc: Some(1_376_482_637),
                 telephone_event_pt: Some(101),
                 ptime: 20,
                 direction: Direction::SendRecv,
@@ -1426,11 +1461,35 @@ a=ssrc:2846231963 msid:fs audio0\r\n";
         let n = negotiate(&local().offer(), &answer).unwrap();
         assert_eq!(n.codec, Codec::Pcma);
         assert_eq!(n.remote_rtp, "198.51.100.20:24594".parse().unwrap());
+        assert_eq!(n.remote_ssrc, Some(2_846_231_963));
         assert_eq!(n.telephone_event_pt, Some(101));
         assert_eq!(n.direction, Direction::SendRecv);
         assert_round_trip(&answer);
         // Bare-LF form parses identically.
         assert_eq!(parse(&FREESWITCH_ANSWER.replace("\r\n", "\n")), answer);
+    }
+
+    #[test]
+    fn announced_ssrc_goes_both_ways() {
+        let caller = local().with_ssrc(0xDEAD_BEEF, "dialer-1@192.0.2.1");
+        let offer = caller.offer();
+        let text = offer.to_string_crlf();
+        assert!(
+            text.contains("a=ssrc:3735928559 cname:dialer-1@192.0.2.1\r\n"),
+            "{text}"
+        );
+        assert_round_trip(&offer);
+        let callee = LocalMedia::new("192.0.2.2".parse().unwrap(), 40000, 7).with_ssrc(42, "sim");
+        let (answer, n) = callee.answer(&parse(&text)).unwrap();
+        assert_eq!(n.remote_ssrc, Some(0xDEAD_BEEF));
+        let back = negotiate(&offer, &parse(&answer.to_string_crlf())).unwrap();
+        assert_eq!(back.remote_ssrc, Some(42));
+        // No announcement, or a malformed one: no SSRC.
+        let plain = LocalMedia::new("192.0.2.2".parse().unwrap(), 40000, 7);
+        let (_, n) = plain.answer(&local().offer()).unwrap();
+        assert_eq!(n.remote_ssrc, None);
+        let bad = offer_with(&["m=audio 30000 RTP/AVP 0", "a=ssrc:x cname:y"]);
+        assert_eq!(bad.media[0].ssrc(), None);
     }
 
     #[test]
@@ -1475,6 +1534,7 @@ a=ssrc:2846231963 msid:fs audio0\r\n";
             Negotiated {
                 codec: Codec::Pcma,
                 remote_rtp: "198.51.100.7:30000".parse().unwrap(),
+                remote_ssrc: None,
                 telephone_event_pt: Some(96),
                 ptime: 30,
                 direction: Direction::SendRecv,
