@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The load benches of issue 7 (performance), each with SIPp as UAC and the raw UDP floor in the
-# same invocation (`dialer bench --sipp --floor`), reports as JSON in one directory.
+# The load benches of issue 7 (performance), with the raw UDP floor in the same invocation
+# (`dialer bench --floor`) and, where SIPp can carry the load, SIPp as UAC (`--sipp`); reports
+# as JSON in one directory. Both ends use shared RTP sockets unless the scenario says otherwise.
 #
 #   scripts/loadtest.sh [OUT_DIR] [SCENARIO...]
 #
@@ -8,6 +9,8 @@
 #              report), NAME.log (stderr), and load.txt (the machine's load before each run)
 #   SCENARIO   any of (default: all, in this order)
 #     c2000      100 calls/s up to 2,000 answered calls of 60 s, 45 s of dialling (BENCHMARKS.md)
+#     c2000-per-call  the same with a port pair per call on both ends (before shared sockets)
+#     c2000-bare the same without VAD, AMD and in-band DTMF (the bare RTP path)
 #     c500       50 calls/s up to 500 answered calls of 30 s, 20 s of dialling: the SIPp
 #                comparison at a load SIPp 3.6.1 carries here (a thread per pcap-playing call)
 #     c4000      100 calls/s up to 4,000 answered calls of 60 s, 45 s of dialling
@@ -95,7 +98,8 @@ run() {
     jq -r --arg n "$name" '
       "\($n): placed \(.placed), answered \(.answered), failed \(.failed), setups/s \(.setups_per_s), live peak \(.live.peak); dialer CPU \(.dialer.cpu_s) s (\(if .placed > 0 then (.dialer.cpu_s * 1000 / .placed * 1000 | round / 1000) else "-" end) ms per placed call), \(.dialer.cpu_ms_per_call) ms per answered call, \(.dialer.cpu_ms_per_live_call_minute) ms per live-call-minute, \(.dialer.rss_kib_per_live_call) KiB per live call; spacing p99 \(.send_gap_error_ms.p99 // "-") ms"
       + (if .sipp then "; SIPp \(.sipp.cpu_ms_per_call) ms per call (\(.sipp.calls_successful)/\(.sipp.params.calls) ok), ours/SIPp \(.sipp.ours_over_sipp_cpu_per_call)" else "" end)
-      + (if .floor then "; floor \(.floor.modes.send_to.cpu_ms_per_live_call_minute) (sendto) / \(.floor.modes.sendmmsg.cpu_ms_per_live_call_minute) (sendmmsg) ms per live-call-minute, ours/floor \(.floor.dialer_over_floor.send_to // "-") / \(.floor.dialer_over_floor.sendmmsg // "-")" else "" end)
+      + "; RTP \(.rtp.sockets) sockets, lost \(.rtp.lost_inbound)/\(.rtp.lost_outbound // "-"), \(.rtp.packets_per_recv_syscall) packets per recv and \(.rtp.packets_per_send_syscall) per send syscall"
+      + (if .floor then "; floor \(.floor.modes.send_to.cpu_ms_per_live_call_minute) (sendto) / \(.floor.modes.sendmmsg.cpu_ms_per_live_call_minute) (sendmmsg) / \(.floor.modes.shared.cpu_ms_per_live_call_minute // "-") (shared) ms per live-call-minute, ours/floor \(.floor.dialer_over_floor.send_to // "-") / \(.floor.dialer_over_floor.sendmmsg // "-") / \(.floor.dialer_over_floor.shared // "-")" else "" end)
     ' "$out/$name.json" >&2 || true
   fi
 }
@@ -104,16 +108,26 @@ for s in "${scenarios[@]}"; do
   case $s in
     c2000)
       # 45 + 60 s ours, the same again for SIPp, 2 × 10 s floor, margins.
-      run c2000 400 --rate 100 --concurrency 2000 --call-secs 60 --duration 45 --seed 1 --sipp --floor
+      run c2000 400 --rate 100 --concurrency 2000 --call-secs 60 --duration 45 --seed 1 --floor
+      ;;
+    c2000-per-call)
+      # The same with a port pair per call on both ends: the "before" of shared sockets.
+      run c2000-per-call 400 --rate 100 --concurrency 2000 --call-secs 60 --duration 45 --seed 1 \
+        --floor --rtp-sockets per-call
+      ;;
+    c2000-bare)
+      # No VAD, AMD or in-band DTMF: the bare RTP path, to split analysis from transport.
+      run c2000-bare 400 --rate 100 --concurrency 2000 --call-secs 60 --duration 45 --seed 1 \
+        --analysis false
       ;;
     c500)
       run c500 300 --rate 50 --concurrency 500 --call-secs 30 --duration 20 --seed 1 --sipp --floor
       ;;
     c4000)
-      run c4000 400 --rate 100 --concurrency 4000 --call-secs 60 --duration 45 --seed 1 --sipp --floor
+      run c4000 400 --rate 100 --concurrency 4000 --call-secs 60 --duration 45 --seed 1 --floor
       ;;
     sustained)
-      run sustained 1800 --rate 100 --concurrency 4000 --call-secs 30 --duration 600 --seed 1 --sipp --floor
+      run sustained 1800 --rate 100 --concurrency 4000 --call-secs 30 --duration 600 --seed 1 --floor
       ;;
     burst)
       run burst 120 --rate 1000 --concurrency 4000 --call-secs 1 --duration 20 --seed 1 \
@@ -123,7 +137,7 @@ for s in "${scenarios[@]}"; do
       run smoke 90 --rate 20 --concurrency 20 --call-secs 2 --duration 2 --seed 1 --sipp --floor --floor-secs 1
       ;;
     *)
-      log "unknown scenario $s (c500, c2000, c4000, sustained, burst, smoke)"
+      log "unknown scenario $s (c500, c2000, c2000-per-call, c2000-bare, c4000, sustained, burst, smoke)"
       exit 2
       ;;
   esac
