@@ -4,8 +4,8 @@
 //! - `rtp`: packetising one frame ([`RtpSender::write_frame`]) and receiving one packet into
 //!   the playout ring then playing one frame ([`RtpReceiver::push`] + [`RtpReceiver::pop_frame`]);
 //! - `rfc4733`: the telephone-event receiver, per packet;
-//! - `goertzel_per_second`: the in-band DTMF detector over one second of speech-like audio and
-//!   of audio with keyed digits;
+//! - `goertzel_per_second`: the in-band DTMF detector over one second of speech-like audio, of
+//!   audio with keyed digits and of a quiet line (−60 dBFS noise);
 //! - `per_second_of_audio`: VAD, AMD (while analysing) and the beep detector;
 //! - `media_clock`: [`CallMedia::receive`] + [`CallMedia::tick`] with everything on, i.e. the
 //!   media clock's cost per call per tick, while AMD analyses and after its verdict.
@@ -96,18 +96,23 @@ fn second_of_pcm() -> Vec<i16> {
     second_of_audio().concat()
 }
 
-/// One second with four key presses ("1", "5", "9", "#"), 100 ms tones at −10 dBm0 per tone
-/// with 100 ms pauses, over −60 dBFS noise; the last 200 ms are noise only.
-fn second_with_digits() -> Vec<i16> {
+/// One second of −60 dBFS noise (uniform in ±30): a quiet line.
+fn second_of_low_noise() -> Vec<i16> {
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut out: Vec<i16> = (0..8000)
+    (0..8000)
         .map(|_| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             (((seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 60.0) as i16
         })
-        .collect();
+        .collect()
+}
+
+/// One second with four key presses ("1", "5", "9", "#"), 100 ms tones at −10 dBm0 per tone
+/// with 100 ms pauses, over [`second_of_low_noise`]; the last 200 ms are noise only.
+fn second_with_digits() -> Vec<i16> {
+    let mut out = second_of_low_noise();
     for (k, key) in "159#".chars().enumerate() {
         let digit = Digit::from_char(key).expect("a key");
         let mut tone = DtmfTone::new(digit, -10.0, Duration::from_millis(100));
@@ -234,6 +239,7 @@ fn rfc4733(c: &mut Criterion) {
 fn goertzel(c: &mut Criterion) {
     let speech = second_of_pcm();
     let keyed = second_with_digits();
+    let quiet = second_of_low_noise();
     // The inputs are what they claim to be: no digit in speech, four in the keyed second.
     let count = |pcm: &[i16]| {
         let mut det = DtmfDetector::new(DetectorConfig::default());
@@ -245,11 +251,16 @@ fn goertzel(c: &mut Criterion) {
     };
     assert_eq!(count(&speech), 0, "speech-like audio gives no digit");
     assert_eq!(count(&keyed), 20, "four digits per second");
+    assert_eq!(count(&quiet), 0, "none in noise");
     let mut g = c.benchmark_group("goertzel_per_second");
     // One iteration: one second of audio (8000 samples) through `DtmfDetector::process`, the
     // detector's state carried over from the previous second; throughput in samples/s.
     g.throughput(Throughput::Elements(8000));
-    for (name, pcm) in [("speech", &speech), ("digits", &keyed)] {
+    for (name, pcm) in [
+        ("speech", &speech),
+        ("digits", &keyed),
+        ("silence_low_noise", &quiet),
+    ] {
         g.bench_function(name, |b| {
             let mut det = DtmfDetector::new(DetectorConfig::default());
             let mut digits = 0u64;

@@ -1,7 +1,8 @@
 //! `dialer demo` end to end: the store (embedded SQLite, and the real PostgreSQL), the
 //! simulated crowd on loopback, a generated CSV base imported with its broken rows refused,
 //! the default survey through the campaign runner, the report. Keys only (`--no-asr`), a small
-//! base, so each run takes about a minute.
+//! base, so each run takes about a minute. The SQLite run gives every call its own RTP ports,
+//! the PostgreSQL run puts all calls of each side on one shared RTP socket.
 
 mod common;
 use common::{PgDb, Proc, RunDir};
@@ -9,7 +10,7 @@ use common::{PgDb, Proc, RunDir};
 use std::time::Duration;
 
 /// Run the demo with 80 CSV rows (rows 50 and 75 are broken: 78 contacts); its report.
-fn run_demo(dir: &RunDir, store: Option<&str>) -> String {
+fn run_demo(dir: &RunDir, store: Option<&str>, rtp_sockets: &str) -> String {
     let data = dir.path("data");
     let mut args = vec![
         "demo",
@@ -18,6 +19,8 @@ fn run_demo(dir: &RunDir, store: Option<&str>) -> String {
         "--cps",
         "20",
         "--no-asr",
+        "--rtp-sockets",
+        rtp_sockets,
         "--data",
         data.to_str().expect("utf-8"),
     ];
@@ -75,7 +78,7 @@ fn run_demo(dir: &RunDir, store: Option<&str>) -> String {
 #[test]
 fn demo_runs_a_whole_campaign_on_sqlite() {
     let dir = RunDir::new("demo-sqlite");
-    run_demo(&dir, None);
+    run_demo(&dir, None, "per-call");
     // One database file under --data.
     let dbs = std::fs::read_dir(dir.path("data"))
         .expect("data dir")
@@ -89,5 +92,7 @@ fn demo_runs_a_whole_campaign_on_sqlite() {
 fn demo_runs_a_whole_campaign_on_postgresql() {
     let db = PgDb::create("demo");
     let dir = RunDir::new("demo-pg");
-    run_demo(&dir, Some(&db.url));
+    // Both ends on shared RTP sockets: every call's keys must reach its own call, told
+    // apart by the SSRCs the two sides announce.
+    run_demo(&dir, Some(&db.url), "shared");
 }

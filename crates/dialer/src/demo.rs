@@ -47,6 +47,10 @@ pub(crate) struct DemoArgs {
     /// Seed of the simulated crowd and the generated base.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// RTP sockets of the campaign and the simulated crowd: `per-call` or `shared` (see
+    /// `[sip] rtp_sockets` in config/dialer.toml).
+    #[arg(long, value_name = "MODE", default_value = "per-call")]
+    rtp_sockets: engine::media::SocketMode,
 }
 
 /// The campaign's schedule: calls allowed all day (a demo runs whenever it is started), short
@@ -234,7 +238,13 @@ async fn run(args: DemoArgs) -> anyhow::Result<String> {
         // three times over plus ten minutes of retries and calls.
         Duration::from_secs_f64((f64::from(args.contacts) / args.cps * 3.0 + 600.0).min(86_400.0)),
         false,
-        &[],
+        &[
+            "--rtp-sockets",
+            match args.rtp_sockets {
+                engine::media::SocketMode::Shared => "shared",
+                engine::media::SocketMode::PerCall => "per-call",
+            },
+        ],
     )?;
     eprintln!("dialer demo: simulated callees at {}", sim.addr);
 
@@ -307,7 +317,7 @@ async fn run(args: DemoArgs) -> anyhow::Result<String> {
         stop_when_done: true,
         bind: "127.0.0.1:0".parse().expect("literal address"),
         seed: engine::node::fresh_seed("demo", campaign),
-        rtp_sockets: engine::media::SocketMode::PerCall,
+        rtp_sockets: args.rtp_sockets,
     };
     let (control_tx, control_rx) = tokio::sync::watch::channel(Control::Run);
     // Ctrl-C: no new calls, live calls finish, then the report.

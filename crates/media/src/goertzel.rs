@@ -26,11 +26,12 @@
 //! [`DtmfDetector::process`] takes any length of audio (benches feed it seconds at once).
 //!
 //! # How it detects
-//! - **Analysis.** The signal is cut into 34-sample sub-blocks (4.25 ms). For each, the DFT at
-//!   the 8 DTMF frequencies is accumulated sample by sample from a table (16 multiply-adds per
-//!   sample, laid out to vectorise) together with the sub-block energy, and rotated to a common
-//!   phase reference. Every sub-block the last three are summed: a 102-sample (12.75 ms)
-//!   Goertzel/DFT window that slides by 4.25 ms at the cost of a non-overlapping one.
+//! - **Analysis.** The signal is cut into 34-sample sub-blocks (4.25 ms), whose samples and
+//!   energy are kept. Every sub-block, the last three form a 102-sample (12.75 ms)
+//!   Goertzel/DFT window that slides by 4.25 ms at the cost of a non-overlapping one: its DFT
+//!   at the 8 DTMF frequencies is the sum of the three sub-blocks' DFTs, each computed once,
+//!   from a table (8 multiply-adds per sample for each group of four tones, laid out to
+//!   vectorise), when a window first needs it, and turned to the window's phase reference.
 //!   102 samples is the classic block length: the bin spacing (78 Hz) puts the neighbouring
 //!   low-group tones (73–89 Hz apart) near the first null and the high-group ones (127–156 Hz)
 //!   near the second, so each tone leaks at least 15 dB down into its group's other bins, while
@@ -49,6 +50,15 @@
 //!   measure their leakage, so it is not used.) The 80 % comes from a sweep over 20 minutes of
 //!   synthetic speech: 75 % let one false digit through, 80 % none; with 80 % detection stays
 //!   100 % down to 8 dB SNR and 98 % at 6 dB (82 % would give 84 % at 6 dB).
+//! - **Shortcuts that change nothing.** Two tests, each a consequence of the hit conditions,
+//!   end most windows early (see `DtmfDetector::classify`). The *energy gate*: a tone's
+//!   measured power is at most twice the window's mean power, so a window quieter than half
+//!   the minimum level, with 3 dB to spare (9 dB under the weakest key that can hit), is a miss
+//!   without any DFT: silence, line noise, speech pauses. The *low group alone*: with the
+//!   reverse twist and the 80 % share, the strongest low-group tone must hold 23 % of the
+//!   window's power, which most speech does not; the high group is then not computed.
+//!   [`DetectorStats`] counts both; the tests check that digits, starts and lengths are those
+//!   of the full measurement.
 //! - **Key presses.** Consecutive hits for one key form a run. A run ends when nothing (or a
 //!   different key, twice) hits for long enough that a pause of half of
 //!   [`DetectorConfig::min_gap`] is certain; a shorter dropout followed by the same key is
@@ -62,12 +72,15 @@
 //!   and lets the measured length decide rather than a count of blocks.
 //!
 //! # Cost
-//! Per sample: 16 multiply-adds and one square; per 4.25 ms: a 3-term sum and 8 magnitudes,
-//! plus two 102-sample Goertzel passes only when a window already looks like a digit. State:
-//! 784 bytes per call, no allocation. The `cost_per_second_of_audio` test
-//! (`cargo test --release -p media cost_per -- --ignored --nocapture`) measures about 22 µs of
+//! Per sample: a copy and one square (in integers). Per 4.25 ms window past the gate: the DFT
+//! of its newest sub-block for the low group (and for the high group past the low-group
+//! test), three complex rotations and four or eight magnitudes, plus a 102-sample DFT at two
+//! harmonics only when a window already looks like a digit. State: 632 bytes per call, no
+//! allocation. The `cost_per_second_of_audio` test
+//! (`cargo test --release -p media cost_per -- --ignored --nocapture`) measures about 18 µs of
 //! one core per second of audio (speech with 7 % keyed tones, release build, this project's
-//! 2-core AMD EPYC VM), i.e. about 45,000 calls' audio per core.
+//! 2-core VM while other builds ran; 42 % of windows end at the gate, 43 % after the low
+//! group), i.e. about 55,000 calls' audio per core; silence costs a fifth of that.
 
 use std::time::Duration;
 
@@ -87,6 +100,10 @@ const NORM: f32 = 2.0 / (WIN * WIN) as f32;
 
 /// The two tones must carry this share of the window energy.
 const TONE_SHARE: f32 = 0.80;
+/// How far below the provable bound the energy gate sits (3 dB; see [`DtmfDetector::classify`]).
+const GATE_MARGIN: f32 = 2.0;
+/// Slack on the low-group share test against rounding (the test is exact up to a few ulp).
+const SHARE_SLACK: f32 = 0.99;
 /// In each group the strongest tone is this far (8 dB) above every other.
 const RELATIVE_PEAK: f32 = 6.309_573;
 /// A checked harmonic must be this far (12 dB) below its fundamental.
@@ -135,45 +152,55 @@ const fn omega(hz: f64) -> f64 {
     2.0 * PI * hz / SAMPLE_RATE as f64
 }
 
-/// Per-position DFT kernels of a sub-block, and the per-sub-block phase step.
+/// DFT kernels: per position in a sub-block, per sub-block of a window, and for the harmonics.
 struct Tables {
-    cos: [[f32; 8]; SUB],
-    sin: [[f32; 8]; SUB],
-    /// `e^{iωS}`: (cos, sin).
-    step: [[f64; 2]; 8],
-    /// Goertzel coefficients `2 cos ω` of the low tones' 3rd harmonics.
-    row_harmonic: [f32; 4],
-    /// … and of the high tones' 2nd harmonics.
-    col_harmonic: [f32; 4],
+    /// `cos ωm`, `sin ωm` by group (rows, columns), position `m` in a sub-block, tone in the
+    /// group.
+    cos: [[[f32; 4]; SUB]; 2],
+    sin: [[[f32; 4]; SUB]; 2],
+    /// `e^{iωSb}` by group, sub-block `b` of a window, tone: brings a sub-block's DFT to the
+    /// window's phase reference (its first sample).
+    turn_cos: [[[f32; 4]; WIN_SUBS]; 2],
+    turn_sin: [[[f32; 4]; WIN_SUBS]; 2],
+    /// `(cos ωn, sin ωn)` over a window for the harmonics checked: the low tones' 3rd
+    /// harmonics (rows), then the high tones' 2nd (columns).
+    harmonic: [[[f32; 2]; WIN]; 8],
 }
 
 const fn build_tables() -> Tables {
     let mut t = Tables {
-        cos: [[0.0; 8]; SUB],
-        sin: [[0.0; 8]; SUB],
-        step: [[0.0; 2]; 8],
-        row_harmonic: [0.0; 4],
-        col_harmonic: [0.0; 4],
+        cos: [[[0.0; 4]; SUB]; 2],
+        sin: [[[0.0; 4]; SUB]; 2],
+        turn_cos: [[[0.0; 4]; WIN_SUBS]; 2],
+        turn_sin: [[[0.0; 4]; WIN_SUBS]; 2],
+        harmonic: [[[0.0; 2]; WIN]; 8],
     };
     let mut k = 0;
     while k < 8 {
+        let (g, i) = (k / 4, k % 4);
         let w = omega(FREQS[k]);
         let mut m = 0;
         while m < SUB {
             let (s, c) = sin_cos(w * m as f64);
-            t.cos[m][k] = c as f32;
-            t.sin[m][k] = s as f32;
+            t.cos[g][m][i] = c as f32;
+            t.sin[g][m][i] = s as f32;
             m += 1;
         }
-        let (s, c) = sin_cos(w * SUB as f64);
-        t.step[k] = [c, s];
+        let mut b = 0;
+        while b < WIN_SUBS {
+            let (s, c) = sin_cos(w * (SUB * b) as f64);
+            t.turn_cos[g][b][i] = c as f32;
+            t.turn_sin[g][b][i] = s as f32;
+            b += 1;
+        }
+        let w = omega(FREQS[k] * if g == 0 { 3.0 } else { 2.0 });
+        let mut n = 0;
+        while n < WIN {
+            let (s, c) = sin_cos(w * n as f64);
+            t.harmonic[k][n] = [c as f32, s as f32];
+            n += 1;
+        }
         k += 1;
-    }
-    let mut i = 0;
-    while i < 4 {
-        t.row_harmonic[i] = (2.0 * sin_cos(omega(3.0 * ROW_HZ[i] as f64)).1) as f32;
-        t.col_harmonic[i] = (2.0 * sin_cos(omega(2.0 * COL_HZ[i] as f64)).1) as f32;
-        i += 1;
     }
     t
 }
@@ -228,12 +255,23 @@ pub struct DetectorStats {
     pub digits: u64,
     /// Runs of DTMF-like windows rejected as shorter than the minimum duration.
     pub too_short: u64,
+    /// Analysis windows (one per 4.25 ms sub-block).
+    pub blocks: u64,
+    /// Windows too weak to hold a key: no DFT was computed for them (the energy gate, see
+    /// the [module docs](crate::goertzel)).
+    pub blocks_skipped: u64,
+    /// Windows whose low-group tones alone ruled out a key: the high group was not computed.
+    pub high_group_skipped: u64,
 }
 
 /// Thresholds in the units the detector computes with.
 #[derive(Debug, Clone, Copy)]
 struct Thresholds {
     level: f32,
+    /// Window energy (sum of squares) below which no tone can reach `level`.
+    gate: f32,
+    /// A key needs its low-group power to be at least this share of the window energy.
+    low_share: f32,
     normal_twist: f32,
     reverse_twist: f32,
     accept_samples: f64,
@@ -296,17 +334,17 @@ impl Run {
 #[derive(Debug, Clone)]
 pub struct DtmfDetector {
     th: Thresholds,
-    /// The sub-block being accumulated (conjugate DFT at the 8 frequencies, energy).
-    acc_re: [f32; 8],
-    acc_im: [f32; 8],
-    acc_energy: f32,
+    /// Samples of the sub-block being filled so far, and their energy.
     fill: usize,
-    /// `e^{iωSj}` for the current sub-block `j`: brings every sub-block to one phase reference.
-    phase: [[f64; 2]; 8],
-    /// The last three sub-blocks' rotated DFTs and samples, by `j % 3`.
-    sub_re: [[f32; 8]; WIN_SUBS],
-    sub_im: [[f32; 8]; WIN_SUBS],
+    acc_energy: u64,
+    /// The last three sub-blocks' samples, by `j % 3`.
     raw: [[i16; SUB]; WIN_SUBS],
+    /// Their DFTs (by slot, group, tone), each from the sub-block's own first sample. They
+    /// are computed from the samples only when a window needs them, a group at a time.
+    sub_re: [[[f32; 4]; 2]; WIN_SUBS],
+    sub_im: [[[f32; 4]; 2]; WIN_SUBS],
+    /// Bit `group × 3 + slot`: that group's DFT in `sub_re`/`sub_im[slot]` is up to date.
+    dft_ready: u8,
     /// Sub-block energies by `j % 8`.
     energy: [f32; ENERGY_RING],
     /// Sub-blocks completed.
@@ -323,29 +361,41 @@ impl DtmfDetector {
         let db = |x: f32| 10f32.powf(x / 10.0);
         let samples = |d: Duration| d.as_secs_f64() * f64::from(SAMPLE_RATE);
         let zero_dbm0_power = (AMPLITUDE_0DBM0 * AMPLITUDE_0DBM0 / 2.0) as f32;
+        // At least one LSB²: silence must never pass the relative tests.
+        let level = (zero_dbm0_power * db(config.min_level_dbm0)).max(1.0);
+        let reverse_twist = db(config.reverse_twist_db);
         DtmfDetector {
             th: Thresholds {
-                // At least one LSB²: silence must never pass the relative tests.
-                level: (zero_dbm0_power * db(config.min_level_dbm0)).max(1.0),
+                level,
+                gate: WIN as f32 * level / 2.0 / GATE_MARGIN,
+                low_share: TONE_SHARE * SHARE_SLACK / ((1.0 + reverse_twist) * WIN as f32),
                 normal_twist: db(config.normal_twist_db),
-                reverse_twist: db(config.reverse_twist_db),
+                reverse_twist,
                 accept_samples: samples(config.min_duration) * 7.0 / 8.0,
                 bridge_samples: samples(config.min_gap) / 2.0,
             },
-            acc_re: [0.0; 8],
-            acc_im: [0.0; 8],
-            acc_energy: 0.0,
             fill: 0,
-            phase: [[1.0, 0.0]; 8],
-            sub_re: [[0.0; 8]; WIN_SUBS],
-            sub_im: [[0.0; 8]; WIN_SUBS],
+            acc_energy: 0,
             raw: [[0; SUB]; WIN_SUBS],
+            sub_re: [[[0.0; 4]; 2]; WIN_SUBS],
+            sub_im: [[[0.0; 4]; 2]; WIN_SUBS],
+            dft_ready: 0,
             energy: [0.0; ENERGY_RING],
             subs: 0,
             run: None,
             other: None,
             stats: DetectorStats::default(),
         }
+    }
+
+    /// The same detector without the shortcuts of [`Self::classify`] (energy gate, low group
+    /// alone): every window is measured in full. The tests compare the two.
+    #[cfg(test)]
+    fn without_shortcuts(config: DetectorConfig) -> DtmfDetector {
+        let mut det = DtmfDetector::new(config);
+        det.th.gate = 0.0;
+        det.th.low_share = 0.0;
+        det
     }
 
     /// Samples processed since creation.
@@ -375,14 +425,8 @@ impl DtmfDetector {
             samples = rest;
             let slot = (self.subs % WIN_SUBS as u64) as usize;
             self.raw[slot][from..from + take].copy_from_slice(chunk);
-            let energy = accumulate(
-                chunk,
-                &TABLES.cos[from..from + take],
-                &TABLES.sin[from..from + take],
-                &mut self.acc_re,
-                &mut self.acc_im,
-            );
-            self.acc_energy += energy;
+            // From the input, not from `raw`: loads just behind the copy's stores can stall.
+            self.acc_energy += energy(chunk);
             self.fill += take;
             if self.fill == SUB {
                 self.end_sub_block(&mut on_digit);
@@ -393,28 +437,40 @@ impl DtmfDetector {
     fn end_sub_block(&mut self, on_digit: &mut impl FnMut(ToneDigit)) {
         let j = self.subs;
         let slot = (j % WIN_SUBS as u64) as usize;
-        for k in 0..8 {
-            let [c, s] = self.phase[k];
-            let (c32, s32) = (c as f32, s as f32);
-            let (re, im) = (self.acc_re[k], self.acc_im[k]);
-            self.sub_re[slot][k] = re * c32 - im * s32;
-            self.sub_im[slot][k] = re * s32 + im * c32;
-            let [sc, ss] = TABLES.step[k];
-            let (nc, ns) = (c * sc - s * ss, c * ss + s * sc);
-            // |z| stays within 1e-15 of 1: one Newton step for 1/|z| keeps it there.
-            let norm = 1.5 - 0.5 * (nc * nc + ns * ns);
-            self.phase[k] = [nc * norm, ns * norm];
-        }
-        self.energy[(j % ENERGY_RING as u64) as usize] = self.acc_energy;
-        self.acc_re = [0.0; 8];
-        self.acc_im = [0.0; 8];
-        self.acc_energy = 0.0;
+        // The slot holds new samples: its DFTs are those of sub-block j − 3.
+        self.dft_ready &= !(1 << slot | 1 << (WIN_SUBS + slot));
+        // At most 34 × 2³⁰: one rounding to f32.
+        self.energy[(j % ENERGY_RING as u64) as usize] = self.acc_energy as f32;
+        self.acc_energy = 0;
         self.fill = 0;
         self.subs += 1;
         if j + 1 >= WIN_SUBS as u64 {
             let hit = self.classify(j);
             self.track(j, hit, on_digit);
         }
+    }
+
+    /// Powers of group `g`'s four tones (0: rows, 1: columns) in the window ending at
+    /// sub-block `j`, computing the sub-blocks' DFTs that are not up to date.
+    fn group_powers(&mut self, j: u64, g: usize) -> [f32; 4] {
+        let (mut re, mut im) = ([0f32; 4], [0f32; 4]);
+        for b in 0..WIN_SUBS {
+            // Sub-block j − 2 + b.
+            let slot = ((j + 1 + b as u64) % WIN_SUBS as u64) as usize;
+            let bit = 1 << (g * WIN_SUBS + slot);
+            if self.dft_ready & bit == 0 {
+                self.dft_ready |= bit;
+                (self.sub_re[slot][g], self.sub_im[slot][g]) =
+                    dft(&self.raw[slot], &TABLES.cos[g], &TABLES.sin[g]);
+            }
+            let (c, s) = (&TABLES.turn_cos[g][b], &TABLES.turn_sin[g][b]);
+            let (sr, si) = (&self.sub_re[slot][g], &self.sub_im[slot][g]);
+            for i in 0..4 {
+                re[i] += sr[i] * c[i] - si[i] * s[i];
+                im[i] += sr[i] * s[i] + si[i] * c[i];
+            }
+        }
+        std::array::from_fn(|i| (re[i] * re[i] + im[i] * im[i]) * NORM)
     }
 
     /// Energy of sub-block `i` (zero before the stream began).
@@ -427,31 +483,40 @@ impl DtmfDetector {
     }
 
     /// The key the window ending at sub-block `j` holds, if any.
-    fn classify(&self, j: u64) -> Option<Digit> {
-        let mut p = [0f32; 8];
-        for (k, pk) in p.iter_mut().enumerate() {
-            let re: f32 = self.sub_re.iter().map(|s| s[k]).sum();
-            let im: f32 = self.sub_im.iter().map(|s| s[k]).sum();
-            *pk = (re * re + im * im) * NORM;
-        }
-        let strongest = |g: &[f32]| {
-            let mut best = 0;
-            for i in 1..g.len() {
-                if g[i] > g[best] {
-                    best = i;
-                }
-            }
-            best
-        };
-        let (rows, cols) = p.split_at(4);
-        let (r, c) = (strongest(rows), strongest(cols));
-        let (pr, pc) = (rows[r], cols[c]);
-        let th = &self.th;
-        if pr < th.level || pc < th.level {
-            return None;
-        }
+    ///
+    /// Cheap tests first, each one a consequence of the hit conditions, so the answer is the
+    /// same as if every tone were measured:
+    /// - the energy gate: a tone's power is at most `2 E / N` for a window of energy `E`
+    ///   (Cauchy–Schwarz), so a window under `N × level / 2` cannot hold a tone at `level`. The
+    ///   gate sits [`GATE_MARGIN`] lower still: 9 dB below the weakest key that can be hit (two
+    ///   tones at `level`), far beyond any rounding. Silence and line noise stop here, before
+    ///   any DFT.
+    /// - the low group alone: a hit needs `pc ≤ pr × reverse_twist` and
+    ///   `pr + pc ≥ TONE_SHARE × E / N`, hence `pr ≥ TONE_SHARE × E / ((1 + reverse_twist) N)`
+    ///   (23 % of the window's power by default, less [`SHARE_SLACK`]); most speech fails it,
+    ///   and the high group is then not computed.
+    fn classify(&mut self, j: u64) -> Option<Digit> {
+        self.stats.blocks += 1;
         let ji = j as i64;
         let window_energy = self.energy_at(ji) + self.energy_at(ji - 1) + self.energy_at(ji - 2);
+        if window_energy < self.th.gate {
+            self.stats.blocks_skipped += 1;
+            return None;
+        }
+        let th = self.th;
+        let rows = self.group_powers(j, 0);
+        let r = strongest(&rows);
+        let pr = rows[r];
+        if pr < th.level || pr < th.low_share * window_energy {
+            self.stats.high_group_skipped += 1;
+            return None;
+        }
+        let cols = self.group_powers(j, 1);
+        let c = strongest(&cols);
+        let pc = cols[c];
+        if pc < th.level {
+            return None;
+        }
         if pr + pc < TONE_SHARE * window_energy / WIN as f32 {
             return None;
         }
@@ -463,32 +528,44 @@ impl DtmfDetector {
                 .enumerate()
                 .all(|(i, &x)| i == best || x * RELATIVE_PEAK <= g[best])
         };
-        if !dominant(rows, r) || !dominant(cols, c) {
+        if !dominant(&rows, r) || !dominant(&cols, c) {
             return None;
         }
-        let [hr, hc] = self.window_powers(j, [TABLES.row_harmonic[r], TABLES.col_harmonic[c]]);
+        let [hr, hc] = self.harmonic_powers(j, [r, 4 + c]);
         if hr > pr * HARMONIC || hc > pc * HARMONIC {
             return None;
         }
         Some(Digit::at(r, c))
     }
 
-    /// Goertzel powers of the window ending at sub-block `j` at two frequencies, given as
-    /// coefficients `2 cos ω` (two independent recurrences in one pass).
-    fn window_powers(&self, j: u64, coef: [f32; 2]) -> [f32; 2] {
-        let (mut s1, mut s2) = ([0f32; 2], [0f32; 2]);
-        for back in (0..WIN_SUBS as u64).rev() {
-            let slot = ((j - back) % WIN_SUBS as u64) as usize;
-            for &x in &self.raw[slot] {
-                let x = f32::from(x);
-                for i in 0..2 {
-                    let s0 = x + coef[i] * s1[i] - s2[i];
-                    s2[i] = s1[i];
-                    s1[i] = s0;
+    /// Powers in the window ending at sub-block `j` of two harmonics (indexes into
+    /// `TABLES.harmonic`), by direct DFT: independent sums rather than a Goertzel recurrence,
+    /// whose every step waits on the one before.
+    fn harmonic_powers(&self, j: u64, h: [usize; 2]) -> [f32; 2] {
+        let (ta, tb) = (&TABLES.harmonic[h[0]], &TABLES.harmonic[h[1]]);
+        // (re, im) of both, for even and odd samples.
+        let mut acc = [[0f32; 4]; 2];
+        for b in 0..WIN_SUBS {
+            let slot = ((j + 1 + b as u64) % WIN_SUBS as u64) as usize;
+            let at = b * SUB;
+            let pairs = self.raw[slot].as_chunks::<2>().0;
+            let ka = ta[at..at + SUB].as_chunks::<2>().0;
+            let kb = tb[at..at + SUB].as_chunks::<2>().0;
+            for ((xs, ka), kb) in pairs.iter().zip(ka).zip(kb) {
+                for l in 0..2 {
+                    let x = f32::from(xs[l]);
+                    let k = [ka[l][0], ka[l][1], kb[l][0], kb[l][1]];
+                    for (s, k) in acc[l].iter_mut().zip(k) {
+                        *s += x * k;
+                    }
                 }
             }
         }
-        [0, 1].map(|i| (s1[i] * s1[i] + s2[i] * s2[i] - coef[i] * s1[i] * s2[i]) * NORM)
+        let s: [f32; 4] = std::array::from_fn(|i| acc[0][i] + acc[1][i]);
+        [
+            (s[0] * s[0] + s[1] * s[1]) * NORM,
+            (s[2] * s[2] + s[3] * s[3]) * NORM,
+        ]
     }
 
     fn start_run(&self, digit: Digit, j: u64) -> Run {
@@ -595,45 +672,54 @@ impl DtmfDetector {
     }
 }
 
-/// Add samples `x` to a sub-block's DFT (`re`, `im`) with the kernels for their positions;
-/// returns their energy. Even and odd samples go to separate accumulators: with one set the
-/// loop waits on the latency of its additions (31 → 21 µs per second of audio, measured).
-fn accumulate(
-    x: &[i16],
-    cos: &[[f32; 8]],
-    sin: &[[f32; 8]],
-    re: &mut [f32; 8],
-    im: &mut [f32; 8],
-) -> f32 {
-    let (mut re0, mut im0) = (*re, *im);
-    let (mut re1, mut im1) = ([0f32; 8], [0f32; 8]);
-    let (mut e0, mut e1) = (0f32, 0f32);
-    let pairs = x.chunks_exact(2);
-    let last = pairs.remainder();
-    for ((xs, c), s) in pairs.zip(cos.chunks_exact(2)).zip(sin.chunks_exact(2)) {
-        let (x0, x1) = (f32::from(xs[0]), f32::from(xs[1]));
-        for k in 0..8 {
-            re0[k] += x0 * c[0][k];
-            im0[k] += x0 * s[0][k];
-            re1[k] += x1 * c[1][k];
-            im1[k] += x1 * s[1][k];
+/// Index of the strongest of four tones (the first of equals).
+fn strongest(g: &[f32; 4]) -> usize {
+    let mut best = 0;
+    for i in 1..g.len() {
+        if g[i] > g[best] {
+            best = i;
         }
-        e0 += x0 * x0;
-        e1 += x1 * x1;
     }
-    if let (&[xl], Some(c), Some(s)) = (last, cos.last(), sin.last()) {
-        let xl = f32::from(xl);
-        for k in 0..8 {
-            re0[k] += xl * c[k];
-            im0[k] += xl * s[k];
+    best
+}
+
+/// Energy of samples `x`, exact: the sum of squares in integers.
+fn energy(x: &[i16]) -> u64 {
+    x.iter()
+        .map(|&v| {
+            let v = i32::from(v);
+            // At most 2³⁰.
+            u64::from((v * v).unsigned_abs())
+        })
+        .sum()
+}
+
+/// DFT of one sub-block at four tones, with the kernels of their positions (`Σ x e^{+iωm}`:
+/// re, im). Four samples at a time go to separate accumulators: with one set the loop would
+/// wait on the latency of its additions.
+fn dft(x: &[i16; SUB], cos: &[[f32; 4]; SUB], sin: &[[f32; 4]; SUB]) -> ([f32; 4], [f32; 4]) {
+    let (mut re, mut im) = ([[0f32; 4]; 4], [[0f32; 4]; 4]);
+    let (xq, xr) = x.as_chunks::<4>();
+    let (cq, cr) = cos.as_chunks::<4>();
+    let (sq, sr) = sin.as_chunks::<4>();
+    for ((xs, c), s) in xq.iter().zip(cq).zip(sq) {
+        for l in 0..4 {
+            let v = f32::from(xs[l]);
+            for k in 0..4 {
+                re[l][k] += v * c[l][k];
+                im[l][k] += v * s[l][k];
+            }
         }
-        e0 += xl * xl;
     }
-    for k in 0..8 {
-        re[k] = re0[k] + re1[k];
-        im[k] = im0[k] + im1[k];
+    for (l, ((&v, c), s)) in xr.iter().zip(cr).zip(sr).enumerate() {
+        let v = f32::from(v);
+        for k in 0..4 {
+            re[l][k] += v * c[k];
+            im[l][k] += v * s[k];
+        }
     }
-    e0 + e1
+    let sum = |a: [[f32; 4]; 4]| std::array::from_fn(|k| (a[0][k] + a[1][k]) + (a[2][k] + a[3][k]));
+    (sum(re), sum(im))
 }
 
 /// A DTMF key press as 8 kHz samples: the sum of the key's two sines.
@@ -1215,6 +1301,155 @@ mod tests {
         assert_eq!(keys(&reference), "147*0#");
     }
 
+    /// Digits found by `det`, fed in 20 ms frames, and its counters.
+    fn run_frames(mut det: DtmfDetector, audio: &[i16]) -> (Vec<ToneDigit>, DetectorStats) {
+        let found = detect_with(&mut det, audio);
+        (found, det.stats())
+    }
+
+    /// The detector with its shortcuts and without them: the same digits, starts, lengths and
+    /// rejections.
+    fn same_with_and_without_shortcuts(config: DetectorConfig, audio: &[i16]) -> DetectorStats {
+        let (found, stats) = run_frames(DtmfDetector::new(config), audio);
+        let (reference, full) = run_frames(DtmfDetector::without_shortcuts(config), audio);
+        assert_eq!(found, reference);
+        assert_eq!(
+            (stats.digits, stats.too_short),
+            (full.digits, full.too_short)
+        );
+        assert_eq!(full.blocks_skipped, 0);
+        assert_eq!(stats.blocks, full.blocks);
+        stats
+    }
+
+    #[test]
+    fn keys_at_the_minimum_level_pass_the_energy_gate() {
+        let config = DetectorConfig::default();
+        let min = config.min_level_dbm0;
+        for d in Digit::ALL {
+            for offset in [0, 11, 23] {
+                // Half a dB above the minimum: each tone measures within ±0.5 dB of its level.
+                let mut audio = silence(100);
+                audio.extend(vec![0; offset]);
+                audio.extend(tone(d, min + 0.5, 60));
+                audio.extend(silence(300));
+                let stats = same_with_and_without_shortcuts(config, &audio);
+                let found = detect(&audio);
+                assert_eq!(keys(&found), d.as_char().to_string(), "{d} +{offset}");
+                let f = found[0];
+                assert!((f.duration_ms as i32 - 60).abs() <= 2, "{f:?}");
+                assert!(
+                    (f.start_sample as i64 - 800 - offset as i64).abs() <= 16,
+                    "{f:?}"
+                );
+                // The silence around the key skipped the bank; the key did not.
+                assert!(stats.blocks_skipped > 0 && stats.blocks_skipped < stats.blocks);
+                // Exactly at the minimum, and just below it: whatever the full measurement
+                // finds, the gate finds too.
+                for level in [min, min - 0.5, min - 1.0] {
+                    let mut audio = silence(100);
+                    audio.extend(vec![0; offset]);
+                    audio.extend(tone(d, level, 60));
+                    audio.extend(silence(300));
+                    same_with_and_without_shortcuts(config, &audio);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shortcuts_change_nothing_on_keys_noise_speech_and_music() {
+        let config = DetectorConfig::default();
+        let mut rng = Rng(0x5EED_0004);
+        // Keys at every level from the minimum up, with dropouts, pauses and noise.
+        let mut audio = silence(50);
+        for (i, c) in "0123456789*#ABCD".chars().enumerate() {
+            let level = config.min_level_dbm0 + i as f32 * 2.0;
+            audio.extend(tone(digit(c), level, 40 + 5 * i as u64));
+            audio.extend(silence(if i % 3 == 0 { 10 } else { 45 }));
+            audio.extend(tone(digit(c), level, 50));
+            audio.extend(silence(60));
+        }
+        let mut noisy = audio.clone();
+        add_noise(&mut noisy, 60.0, &mut rng);
+        // Two presses of each key, the six 10 ms dropouts bridged.
+        let stats = same_with_and_without_shortcuts(config, &audio);
+        assert_eq!(stats.digits, 32 - 6, "{stats:?}");
+        let stats = same_with_and_without_shortcuts(config, &noisy);
+        assert_eq!(stats.digits, 32 - 6, "{stats:?}");
+        // The high tone 3.5 dB stronger (the limit is 4) in noise that leaves the two tones
+        // 80–90 % of the power: the low-group test close to its bound.
+        let mut audio = silence(50);
+        for (i, c) in "0123456789*#ABCD".chars().cycle().take(64).enumerate() {
+            let mut t = DtmfTone::new(digit(c), -10.0, ms(60)).with_twist(-3.5);
+            let mut v = vec![0i16; t.remaining()];
+            t.fill(&mut v);
+            let share = 0.8 + 0.1 * (i % 8) as f64 / 8.0;
+            let rms = (power(&v) * (1.0 / share - 1.0)).sqrt();
+            add_noise(&mut v, rms, &mut rng);
+            audio.extend(v);
+            audio.extend(silence(60));
+        }
+        let stats = same_with_and_without_shortcuts(config, &audio);
+        assert!(stats.digits >= 32, "{stats:?}");
+        for a in [speech_like(&mut rng, 8.0), music_like(&mut rng, 8.0)] {
+            let stats = same_with_and_without_shortcuts(config, &a);
+            assert!(
+                stats.blocks_skipped > 0 && stats.high_group_skipped > 0,
+                "{stats:?}"
+            );
+            let stats = same_with_and_without_shortcuts(config, &g711_round_trip(&a, Codec::Pcmu));
+            assert!(stats.blocks_skipped > 0, "{stats:?}");
+        }
+    }
+
+    #[test]
+    fn silence_and_low_noise_skip_the_bank() {
+        let config = DetectorConfig::default();
+        // Digital silence, and white noise 13 dB below a tone at the minimum level (RMS 50:
+        // −50 dBm0), through G.711.
+        let mut rng = Rng(11);
+        let mut noise = silence(2000);
+        add_noise(&mut noise, 50.0, &mut rng);
+        for audio in [silence(2000), g711_round_trip(&noise, Codec::Pcma)] {
+            let (found, stats) = run_frames(DtmfDetector::new(config), &audio);
+            assert_eq!(found, []);
+            assert!(stats.blocks > 400, "{stats:?}");
+            assert_eq!(stats.blocks_skipped, stats.blocks, "{stats:?}");
+        }
+        // The gate follows the configured level: Q.24's −26 dBm0 minimum lets louder noise
+        // skip (RMS 200: −38 dBm0), which the default −36 dBm0 must measure.
+        let mut noise = silence(2000);
+        add_noise(&mut noise, 200.0, &mut rng);
+        let q24 = DetectorConfig {
+            min_level_dbm0: -26.0,
+            ..config
+        };
+        for (config, skipped) in [(q24, true), (config, false)] {
+            let mut det = DtmfDetector::new(config);
+            det.process(&noise, |_| ());
+            let stats = det.stats();
+            let want = if skipped { stats.blocks } else { 0 };
+            assert_eq!(stats.blocks_skipped, want, "{config:?}: {stats:?}");
+        }
+        // … and a key at Q.24's minimum is still found behind that gate.
+        let mut audio = silence(100);
+        audio.extend(tone(digit('8'), -25.5, 50));
+        audio.extend(silence(100));
+        assert_eq!(
+            keys(&same_with_and_without_shortcuts_found(q24, &audio)),
+            "8"
+        );
+    }
+
+    fn same_with_and_without_shortcuts_found(
+        config: DetectorConfig,
+        audio: &[i16],
+    ) -> Vec<ToneDigit> {
+        same_with_and_without_shortcuts(config, audio);
+        run_frames(DtmfDetector::new(config), audio).0
+    }
+
     #[test]
     fn per_call_state_is_small() {
         let size = std::mem::size_of::<DtmfDetector>();
@@ -1238,6 +1473,7 @@ mod tests {
         let rounds: u32 = 10;
         // Best of several repetitions: the machine may be busy with other work.
         let mut best = f64::MAX;
+        let mut stats = DetectorStats::default();
         for _ in 0..7 {
             let mut det = DtmfDetector::new(DetectorConfig::default());
             let start = std::time::Instant::now();
@@ -1247,12 +1483,16 @@ mod tests {
                 }
             }
             best = best.min(start.elapsed().as_secs_f64() / (seconds * f64::from(rounds)));
+            stats = det.stats();
         }
         let per_second = best;
         println!(
-            "DTMF detector: {:.1} µs per second of audio ({n} digits); {} calls per core",
+            "DTMF detector: {:.1} µs per second of audio ({n} digits); {} calls per core; \
+             windows: {:.0} % skipped by the energy gate, {:.0} % after the low group",
             per_second * 1e6,
-            (1.0 / per_second) as u64
+            (1.0 / per_second) as u64,
+            100.0 * stats.blocks_skipped as f64 / stats.blocks as f64,
+            100.0 * stats.high_group_skipped as f64 / stats.blocks as f64,
         );
         assert_eq!(n, 16 * 7 * rounds as usize);
     }
