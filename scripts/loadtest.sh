@@ -79,7 +79,13 @@ EOF
 run() {
   local name=$1 bound=$2
   shift 2
-  local load
+  local load waited=0
+  # The previous scenario's load fades from the 1-minute average in a minute or two: wait for
+  # a quiet machine (at most LOADTEST_QUIET_WAIT seconds, default 240).
+  while awk -v l="$(load1)" 'BEGIN { exit !(l >= 0.7) }' && ((waited < ${LOADTEST_QUIET_WAIT:-240})); do
+    sleep 5
+    waited=$((waited + 5))
+  done
   load=$(load1)
   local note=""
   if awk -v l="$load" 'BEGIN { exit !(l >= 0.7) }'; then
@@ -98,6 +104,7 @@ run() {
     jq -r --arg n "$name" '
       "\($n): placed \(.placed), answered \(.answered), failed \(.failed), setups/s \(.setups_per_s), live peak \(.live.peak); dialer CPU \(.dialer.cpu_s) s (\(if .placed > 0 then (.dialer.cpu_s * 1000 / .placed * 1000 | round / 1000) else "-" end) ms per placed call), \(.dialer.cpu_ms_per_call) ms per answered call, \(.dialer.cpu_ms_per_live_call_minute) ms per live-call-minute, \(.dialer.rss_kib_per_live_call) KiB per live call; spacing p99 \(.send_gap_error_ms.p99 // "-") ms"
       + (if .sipp then "; SIPp \(.sipp.cpu_ms_per_call) ms per call (\(.sipp.calls_successful)/\(.sipp.params.calls) ok), ours/SIPp \(.sipp.ours_over_sipp_cpu_per_call)" else "" end)
+      + "; machine busy \(.machine_busy // "-"), CPU stolen by the hypervisor \(.machine_steal // "-")"
       + "; RTP \(.rtp.sockets) sockets, lost \(.rtp.lost_inbound)/\(.rtp.lost_outbound // "-"), \(.rtp.packets_per_recv_syscall) packets per recv and \(.rtp.packets_per_send_syscall) per send syscall"
       + (if .floor then "; floor \(.floor.modes.send_to.cpu_ms_per_live_call_minute) (sendto) / \(.floor.modes.sendmmsg.cpu_ms_per_live_call_minute) (sendmmsg) / \(.floor.modes.shared.cpu_ms_per_live_call_minute // "-") (shared) ms per live-call-minute, ours/floor \(.floor.dialer_over_floor.send_to // "-") / \(.floor.dialer_over_floor.sendmmsg // "-") / \(.floor.dialer_over_floor.shared // "-")" else "" end)
     ' "$out/$name.json" >&2 || true

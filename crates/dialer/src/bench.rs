@@ -94,6 +94,10 @@ pub(crate) struct BenchArgs {
     /// `per-call` (a port pair per call).
     #[arg(long, value_name = "MODE", default_value = "shared")]
     rtp_sockets: SocketMode,
+    /// Threads of each end's media clock (calls spread round robin; each with its own shared
+    /// socket pair).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    media_threads: usize,
     /// Local SIP address (UDP). Port 0 picks a free port.
     #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:0")]
     bind: SocketAddr,
@@ -140,6 +144,7 @@ struct Plan {
     prompt: Arc<media::Prompt>,
     analysis: bool,
     rtp_sockets: SocketMode,
+    media_threads: usize,
     bind: SocketAddr,
     seed: u64,
     json: bool,
@@ -155,6 +160,13 @@ impl Plan {
             return Err(format!(
                 "invalid --rate {}: expected 0.1..=10000 calls/s",
                 a.rate
+            ));
+        }
+        if !(1..=engine::media::MAX_THREADS).contains(&a.media_threads) {
+            return Err(format!(
+                "invalid --media-threads {}: expected 1..={}",
+                a.media_threads,
+                engine::media::MAX_THREADS
             ));
         }
         if !(1..=50_000).contains(&a.concurrency) {
@@ -241,6 +253,7 @@ impl Plan {
             prompt: Arc::new(prompt),
             analysis: a.analysis,
             rtp_sockets: a.rtp_sockets,
+            media_threads: a.media_threads,
             bind: a.bind,
             seed: a.seed.unwrap_or_else(crate::random_seed),
             json: a.json,
@@ -343,16 +356,45 @@ impl ProcSample {
 
 /// Busy and total jiffies of the whole machine (all CPUs), from /proc/stat.
 fn machine_jiffies() -> Option<(u64, u64)> {
+    machine_times().map(|m| (m.busy, m.total))
+}
+
+/// The whole machine's CPU time from /proc/stat, in jiffies.
+#[derive(Debug, Clone, Copy)]
+struct MachineTimes {
+    /// Everything but idle, iowait and steal.
+    busy: u64,
+    /// Time the hypervisor ran something else while this VM wanted a CPU.
+    steal: u64,
+    total: u64,
+}
+
+fn machine_times() -> Option<MachineTimes> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let line = stat.lines().next()?.strip_prefix("cpu ")?;
     let v: Vec<u64> = line
         .split_whitespace()
         .filter_map(|x| x.parse().ok())
         .collect();
-    let total: u64 = v.iter().sum();
-    // idle + iowait are not busy.
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    Some((total - idle, total))
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let total: u64 = (0..8).map(at).sum();
+    let steal = at(7);
+    Some(MachineTimes {
+        busy: total - at(3) - at(4) - steal,
+        steal,
+        total,
+    })
+}
+
+/// Steal's share of the machine's time between two readings.
+fn steal_share(a: Option<MachineTimes>, b: Option<MachineTimes>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if b.total > a.total => {
+            Some((b.steal - a.steal) as f64 / (b.total - a.total) as f64)
+        }
+        _ => None,
+    }
 }
 
 fn clock_ticks() -> f64 {
@@ -417,12 +459,13 @@ fn start_simulator_for(
         SocketMode::Shared => "shared",
         SocketMode::PerCall => "per-call",
     };
+    let threads = plan.media_threads.to_string();
     Simulator::start(
         &personas,
         plan.seed.rotate_left(7),
         lifetime,
         true,
-        &["--rtp-sockets", mode],
+        &["--rtp-sockets", mode, "--media-threads", &threads],
     )
 }
 
@@ -463,12 +506,16 @@ struct Report {
     /// Shared sockets: packets that matched no call.
     unrouted: u64,
     rtp_sockets: SocketMode,
+    media_threads: usize,
     ticks: u64,
     ours: Usage,
     sim: Option<Usage>,
     sim_summary: Option<serde_json::Value>,
     /// Share of the whole machine busy during the run (all CPUs, kernel softirq included).
     machine_busy: Option<f64>,
+    /// Share of the machine's time the hypervisor gave to other guests while ours wanted it
+    /// (CPU steal): stalls no code here can avoid.
+    machine_steal: Option<f64>,
     cpus: usize,
     /// Scripted calls: results by category, and the recogniser's round trip per utterance.
     categories: Vec<(String, u64)>,
@@ -566,6 +613,7 @@ impl Report {
                 "packets_per_send_syscall": round3(self.rtp_sent as f64 / self.send_syscalls.max(1) as f64),
                 "unrouted": self.unrouted,
                 "sockets": self.rtp_sockets,
+                "media_threads": self.media_threads,
             },
             "media_ticks": self.ticks,
             "dialer": self.usage_json(&self.ours),
@@ -580,6 +628,7 @@ impl Report {
             "asr_failures": self.asr_failures,
             "wall_s": round3(self.wall.as_secs_f64()),
             "machine_busy": self.machine_busy.map(round3),
+            "machine_steal": self.machine_steal.map(round3),
             "cpus": self.cpus,
         });
         // Present only when asked for: without the flags the report is as before.
@@ -691,9 +740,12 @@ impl Report {
         if let Some(b) = self.machine_busy {
             let _ = writeln!(
                 s,
-                "  machine         {:.0}% busy over the run ({} CPUs; kernel work on other threads included)",
+                "  machine         {:.0}% busy over the run ({} CPUs; kernel work on other threads included){}",
                 b * 100.0,
-                self.cpus
+                self.cpus,
+                self.machine_steal
+                    .map(|s| format!("; {:.1}% of its time stolen by the hypervisor", s * 100.0))
+                    .unwrap_or_default()
             );
         }
         if !self.categories.is_empty() {
@@ -763,6 +815,7 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
         .context("cannot find our address towards the target")?;
     let mut media_cfg = MediaConfig::new(local.ip()).with_sockets(plan.rtp_sockets);
     media_cfg.measure_send = true;
+    media_cfg.threads = plan.media_threads;
     let mut engine = MediaEngine::new(media_cfg);
 
     let self_pid = std::process::id().to_string();
@@ -780,6 +833,7 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
     }
 
     let machine0 = machine_jiffies();
+    let times0 = machine_times();
     let started = Instant::now();
     let dial_until = started + plan.duration;
     let hard_stop = dial_until + plan.call_len + HARD_STOP_GRACE;
@@ -1019,12 +1073,13 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
         (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => Some((b1 - b0) as f64 / (t1 - t0) as f64),
         _ => None,
     };
+    let machine_steal = steal_share(times0, machine_times());
     ours.end = ProcSample::read(&self_pid).unwrap_or(ours.start);
     if let (Some(u), Some(s)) = (theirs.as_mut(), sample(&sim_pid)) {
         u.end = s;
     }
     driver.linger(Duration::from_millis(500)).await;
-    let timing = engine.send_timing().cloned();
+    let timing = engine.send_timing();
     let stats = engine.stats();
     engine.shutdown();
     let mut outcomes: Vec<(String, u64)> = outcomes.into_iter().collect();
@@ -1054,11 +1109,13 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
         send_syscalls: stats.send_syscalls,
         unrouted: stats.unrouted,
         rtp_sockets: plan.rtp_sockets,
+        media_threads: plan.media_threads,
         ticks: stats.ticks,
         ours,
         sim: theirs,
         sim_summary: None,
         machine_busy,
+        machine_steal,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         categories: {
             let mut v: Vec<(String, u64)> = categories.into_iter().collect();

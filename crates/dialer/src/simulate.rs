@@ -69,6 +69,9 @@ pub(crate) struct SimulateArgs {
     /// system calls, calls told apart by address and announced SSRC (see `engine::media`).
     #[arg(long, value_name = "MODE", default_value = "per-call")]
     rtp_sockets: SocketMode,
+    /// Threads of the media clock (calls spread round robin).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    media_threads: usize,
     /// Seed of persona draws, SIP tags and RTP SSRCs (random by default).
     #[arg(long)]
     seed: Option<u64>,
@@ -102,6 +105,7 @@ struct Plan {
     rtp_ip: IpAddr,
     rtp_ports: (u16, u16),
     rtp_sockets: SocketMode,
+    media_threads: usize,
     seed: u64,
     max_calls: Option<u64>,
     duration: Option<Duration>,
@@ -129,6 +133,13 @@ impl Plan {
         if rtp_timeout < Duration::from_secs(1) {
             return Err("invalid --rtp-timeout: at least 1 second".into());
         }
+        if !(1..=engine::media::MAX_THREADS).contains(&a.media_threads) {
+            return Err(format!(
+                "invalid --media-threads {}: expected 1..={}",
+                a.media_threads,
+                engine::media::MAX_THREADS
+            ));
+        }
         if a.max_calls == Some(0) {
             return Err("invalid --max-calls 0: at least 1".into());
         }
@@ -146,6 +157,7 @@ impl Plan {
             rtp_ip,
             rtp_ports,
             rtp_sockets: a.rtp_sockets,
+            media_threads: a.media_threads,
             seed: a.seed.unwrap_or_else(crate::random_seed),
             max_calls: a.max_calls,
             duration: a.duration.map(|d| secs("--duration", d)).transpose()?,
@@ -544,6 +556,7 @@ async fn run(plan: Plan) -> anyhow::Result<String> {
     media_cfg.port_max = plan.rtp_ports.1;
     media_cfg.measure_send = plan.measure_send;
     media_cfg.sockets = plan.rtp_sockets;
+    media_cfg.threads = plan.media_threads;
     let profiles = plan.crowd.profiles().len();
     let call_log = match &plan.call_log {
         Some(p) => Some(

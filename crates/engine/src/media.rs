@@ -53,6 +53,9 @@ pub fn direction_from_sdp(d: sip::sdp::Direction) -> media::session::Direction {
     }
 }
 
+/// Most media threads of one engine.
+pub const MAX_THREADS: usize = 64;
+
 /// RTCP sockets are read once every this many ticks (500 ms): reports come every ~5 s.
 const RTCP_POLL_TICKS: u64 = 25;
 
@@ -96,6 +99,9 @@ pub struct MediaConfig {
     /// Receive buffer asked for the shared RTP socket, bytes: it must hold every call's packets
     /// of a late tick (4,000 calls × ~1 KiB of kernel memory per small datagram per 20 ms).
     pub shared_recv_buffer: usize,
+    /// Threads the media clock's work is spread over (calls are assigned round robin; each
+    /// has its own shared socket pair in shared mode). 1 runs everything on the caller.
+    pub threads: usize,
     /// Most datagrams read from one socket per tick (a flood cannot stall the clock).
     pub max_reads_per_tick: usize,
     /// Time every packet sent (one clock read per packet) into [`MediaEngine::send_timing`].
@@ -112,6 +118,7 @@ impl MediaConfig {
             measure_send: false,
             sockets: SocketMode::PerCall,
             shared_recv_buffer: 32 << 20,
+            threads: 1,
         }
     }
 
@@ -333,25 +340,38 @@ enum WriterMsg {
     Close(MediaHandle),
 }
 
-/// All calls' media.
+/// All calls' media, in [`MediaConfig::threads`] shards: each shard has its own calls (and, in
+/// shared mode, its own socket pair), and on each tick the shards run in parallel, one on the
+/// calling thread and the others on scoped threads, so the clock's work spreads over the
+/// cores. Between ticks the engine's owner has every call to itself.
 #[derive(Debug)]
 pub struct MediaEngine {
     cfg: MediaConfig,
     next_port: u16,
     next_id: u64,
-    slots: HashMap<MediaHandle, Slot>,
+    shards: Vec<Shard>,
     events: VecDeque<(MediaHandle, MediaEvent)>,
+    writer: Option<mpsc::Sender<WriterMsg>>,
+    writer_thread: Option<std::thread::JoinHandle<()>>,
+    ticks: u64,
+    /// RTCP CNAME of every stream of this engine (RFC 7022 style: stable per run).
+    cname: String,
+}
+
+/// One shard's calls and buffers.
+#[derive(Debug)]
+struct Shard {
+    slots: HashMap<MediaHandle, Slot>,
+    /// Shared mode: bound at the shard's first allocation.
+    shared: Option<Shared>,
     buf: Box<[u8; 2048]>,
     batch: RecvBatch,
     out: Box<[u8; 2048]>,
     timing: Option<SendTiming>,
-    writer: Option<mpsc::Sender<WriterMsg>>,
-    writer_thread: Option<std::thread::JoinHandle<()>>,
     stats: MediaEngineStats,
-    /// RTCP CNAME of every stream of this engine (RFC 7022 style: stable per run).
-    cname: String,
-    /// Shared mode: bound at the first allocation.
-    shared: Option<Shared>,
+    /// What the last tick produced, for the engine to collect.
+    events: Vec<(MediaHandle, MediaEvent)>,
+    blocks: Vec<(MediaHandle, Block)>,
 }
 
 impl std::fmt::Debug for WriterMsg {
@@ -364,38 +384,83 @@ impl std::fmt::Debug for WriterMsg {
     }
 }
 
+/// What every shard's tick reads.
+#[derive(Clone, Copy)]
+struct TickCtx<'a> {
+    cfg: &'a MediaConfig,
+    cname: &'a str,
+    scheduled: Instant,
+    now: Instant,
+    ntp: u64,
+    tick: u64,
+}
+
 impl MediaEngine {
     pub fn new(cfg: MediaConfig) -> MediaEngine {
         let cname = format!("dialer-{}@{}", std::process::id(), cfg.bind_ip);
+        let shards = (0..cfg.threads.clamp(1, MAX_THREADS))
+            .map(|_| Shard {
+                slots: HashMap::new(),
+                shared: None,
+                buf: Box::new([0; 2048]),
+                batch: RecvBatch::new(),
+                out: Box::new([0; 2048]),
+                timing: cfg.measure_send.then(SendTiming::new),
+                stats: MediaEngineStats::default(),
+                events: Vec::new(),
+                blocks: Vec::new(),
+            })
+            .collect();
         MediaEngine {
             next_port: cfg.port_min & !1,
-            timing: cfg.measure_send.then(SendTiming::new),
             cfg,
             next_id: 1,
-            slots: HashMap::new(),
+            shards,
             events: VecDeque::new(),
-            buf: Box::new([0; 2048]),
-            batch: RecvBatch::new(),
-            out: Box::new([0; 2048]),
             writer: None,
             writer_thread: None,
-            stats: MediaEngineStats::default(),
+            ticks: 0,
             cname,
-            shared: None,
         }
     }
 
+    fn shard(&self, h: MediaHandle) -> &Shard {
+        &self.shards[(h.0 % self.shards.len() as u64) as usize]
+    }
+
+    fn shard_mut(&mut self, h: MediaHandle) -> &mut Shard {
+        let n = self.shards.len() as u64;
+        &mut self.shards[(h.0 % n) as usize]
+    }
+
+    fn slot(&self, h: MediaHandle) -> Option<&Slot> {
+        self.shard(h).slots.get(&h)
+    }
+
     pub fn stats(&self) -> MediaEngineStats {
-        let (recv, send) = self
-            .shared
-            .as_ref()
-            .map(|s| (s.recv.syscalls, s.send.syscalls))
-            .unwrap_or((0, 0));
-        MediaEngineStats {
-            recv_syscalls: self.batch.syscalls + recv,
-            send_syscalls: self.stats.send_syscalls + send,
-            ..self.stats
+        let mut t = MediaEngineStats {
+            ticks: self.ticks,
+            ..MediaEngineStats::default()
+        };
+        for sh in &self.shards {
+            let (recv, send) = sh
+                .shared
+                .as_ref()
+                .map(|s| (s.recv.syscalls, s.send.syscalls))
+                .unwrap_or((0, 0));
+            t.packets_sent += sh.stats.packets_sent;
+            t.packets_received += sh.stats.packets_received;
+            t.send_errors += sh.stats.send_errors;
+            t.recv_syscalls += sh.batch.syscalls + recv;
+            t.send_syscalls += sh.stats.send_syscalls + send;
+            t.unrouted += sh.stats.unrouted;
         }
+        t
+    }
+
+    /// Shards, i.e. threads the media clock's work is spread over.
+    pub fn threads(&self) -> usize {
+        self.shards.len()
     }
 
     /// The RTCP CNAME this engine announces (with the SSRC in shared mode's SDP).
@@ -403,20 +468,22 @@ impl MediaEngine {
         &self.cname
     }
 
-    /// Shared mode: the receive buffer the kernel granted the shared RTP socket (bytes).
+    /// Shared mode: the receive buffer the kernel granted the (first) shared RTP socket (bytes).
     pub fn shared_recv_buffer(&self) -> Option<usize> {
-        self.shared.as_ref().map(|s| s.recv_buffer)
+        self.shards
+            .iter()
+            .find_map(|sh| sh.shared.as_ref().map(|s| s.recv_buffer))
     }
 
     /// Shared mode: the SSRC of the call's RTP, to announce in its SDP (`a=ssrc`).
     pub fn local_ssrc(&self, h: MediaHandle) -> Option<u32> {
-        self.slots.get(&h).and_then(|s| s.ssrc)
+        self.slot(h).and_then(|s| s.ssrc)
     }
 
     /// Our local media description for the call's SDP: its RTP address, plus its SSRC and the
     /// engine's CNAME in shared mode.
     pub fn local_media(&self, h: MediaHandle, session_id: u64) -> Option<sip::sdp::LocalMedia> {
-        let slot = self.slots.get(&h)?;
+        let slot = self.slot(h)?;
         let m = sip::sdp::LocalMedia::new(slot.local.ip(), slot.local.port(), session_id);
         Some(match slot.ssrc {
             Some(ssrc) => m.with_ssrc(ssrc, self.cname.clone()),
@@ -424,24 +491,35 @@ impl MediaEngine {
         })
     }
 
-    /// Send timing so far (with [`MediaConfig::measure_send`]).
-    pub fn send_timing(&self) -> Option<&SendTiming> {
-        self.timing.as_ref()
+    /// Send timing so far, all shards together (with [`MediaConfig::measure_send`]).
+    pub fn send_timing(&self) -> Option<SendTiming> {
+        let mut all: Option<SendTiming> = None;
+        for t in self.shards.iter().filter_map(|sh| sh.timing.as_ref()) {
+            match all.as_mut() {
+                None => all = Some(t.clone()),
+                Some(a) => {
+                    let _ = a.lateness_us.add(&t.lateness_us);
+                    let _ = a.gap_error_us.add(&t.gap_error_us);
+                }
+            }
+        }
+        all
     }
 
     /// Bind an RTP socket for a new call (before the offer is sent: its address goes in SDP);
-    /// in shared mode, give it the shared socket's address and an SSRC of its own.
+    /// in shared mode, give it its shard's shared socket address and an SSRC of its own.
     pub fn allocate(&mut self) -> io::Result<(MediaHandle, SocketAddr)> {
+        let h = MediaHandle(self.next_id);
         if self.cfg.sockets == SocketMode::Shared {
-            if self.shared.is_none() {
-                self.shared = Some(Shared::bind(&self.cfg)?);
+            let cfg = self.cfg.clone();
+            let shard = self.shard_mut(h);
+            if shard.shared.is_none() {
+                shard.shared = Some(Shared::bind(&cfg)?);
             }
-            let shared = self.shared.as_mut().expect("bound above");
-            let h = MediaHandle(self.next_id);
-            self.next_id += 1;
+            let shared = shard.shared.as_mut().expect("bound above");
             let local = shared.local;
             let ssrc = shared.new_ssrc();
-            self.slots.insert(
+            shard.slots.insert(
                 h,
                 Slot {
                     own: None,
@@ -452,6 +530,7 @@ impl MediaEngine {
                     recording: false,
                 },
             );
+            self.next_id += 1;
             return Ok((h, local));
         }
         let span = u32::from(self.cfg.port_max.saturating_sub(self.cfg.port_min)) / 2 + 1;
@@ -466,13 +545,13 @@ impl MediaEngine {
                 continue;
             }
             let addr = SocketAddr::new(self.cfg.bind_ip, port);
-            let std_socket = match std::net::UdpSocket::bind(addr) {
+            let std_socket = match UdpSocket::bind(addr) {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
                 Err(e) => return Err(e),
             };
             let rtcp_addr = SocketAddr::new(self.cfg.bind_ip, port + 1);
-            let std_rtcp = match std::net::UdpSocket::bind(rtcp_addr) {
+            let std_rtcp = match UdpSocket::bind(rtcp_addr) {
                 Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
                 Err(e) => return Err(e),
@@ -480,9 +559,8 @@ impl MediaEngine {
             std_socket.set_nonblocking(true)?;
             std_rtcp.set_nonblocking(true)?;
             let local = std_socket.local_addr()?;
-            let h = MediaHandle(self.next_id);
             self.next_id += 1;
-            self.slots.insert(
+            self.shard_mut(h).slots.insert(
                 h,
                 Slot {
                     own: Some(OwnSockets {
@@ -508,7 +586,7 @@ impl MediaEngine {
     }
 
     pub fn local_addr(&self, h: MediaHandle) -> Option<SocketAddr> {
-        self.slots.get(&h).map(|s| s.local)
+        self.slot(h).map(|s| s.local)
     }
 
     /// The call was answered: start sending and analysing. `record` names the WAV file.
@@ -523,12 +601,13 @@ impl MediaEngine {
         if let Some(path) = record.filter(|_| recording) {
             self.writer_send(WriterMsg::Open(h, path));
         }
-        if let Some(slot) = self.slots.get_mut(&h) {
+        let shard = self.shard_mut(h);
+        if let Some(slot) = shard.slots.get_mut(&h) {
             let mut params = params;
             if let Some(ssrc) = slot.ssrc {
                 params.ssrc = ssrc;
             }
-            if let Some(shared) = self.shared.as_mut() {
+            if let Some(shared) = shard.shared.as_mut() {
                 if let Some(old) = slot.route.take() {
                     shared.remove_route(h, old);
                 }
@@ -543,20 +622,24 @@ impl MediaEngine {
 
     /// The call's media, to play prompts, send digits, update after a re-INVITE.
     pub fn media_mut(&mut self, h: MediaHandle) -> Option<&mut CallMedia> {
-        self.slots.get_mut(&h).and_then(|s| s.media.as_mut())
+        self.shard_mut(h)
+            .slots
+            .get_mut(&h)
+            .and_then(|s| s.media.as_mut())
     }
 
     pub fn media(&self, h: MediaHandle) -> Option<&CallMedia> {
-        self.slots.get(&h).and_then(|s| s.media.as_ref())
+        self.slot(h).and_then(|s| s.media.as_ref())
     }
 
     /// The call is over: close its socket and recording; its final counters.
     pub fn release(&mut self, h: MediaHandle) -> Option<MediaStats> {
-        let mut slot = self.slots.remove(&h)?;
-        if let Some(t) = self.timing.as_mut() {
+        let shard = self.shard_mut(h);
+        let mut slot = shard.slots.remove(&h)?;
+        if let Some(t) = shard.timing.as_mut() {
             t.last_send.remove(&h);
         }
-        if let Some(shared) = self.shared.as_mut() {
+        if let Some(shared) = shard.shared.as_mut() {
             if let Some(route) = slot.route.take() {
                 shared.remove_route(h, route);
             }
@@ -587,28 +670,100 @@ impl MediaEngine {
     /// [`MediaEngine::tick`] for the tick that was due at `scheduled` (the clock's deadline;
     /// `now` may be later): send timing is measured against `scheduled`.
     pub fn tick_scheduled(&mut self, scheduled: Instant, now: Instant) {
-        self.stats.ticks += 1;
+        self.ticks += 1;
         // One wall-clock read per tick for every call's RTCP.
         let ntp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(media::rtcp::ntp_from_unix)
             .unwrap_or(0);
-        if self.shared.is_some() {
-            self.tick_shared(scheduled, now, ntp);
-        } else {
-            self.tick_per_call(scheduled, now, ntp);
+        let ctx = TickCtx {
+            cfg: &self.cfg,
+            cname: &self.cname,
+            scheduled,
+            now,
+            ntp,
+            tick: self.ticks,
+        };
+        match self.shards.split_first_mut() {
+            Some((first, [])) => first.tick(ctx),
+            Some((first, rest)) => std::thread::scope(|s| {
+                for shard in rest.iter_mut().filter(|sh| !sh.slots.is_empty()) {
+                    s.spawn(move || shard.tick(ctx));
+                }
+                first.tick(ctx);
+            }),
+            None => {}
+        }
+        let mut blocks = Vec::new();
+        for shard in &mut self.shards {
+            self.events.extend(shard.events.drain(..));
+            blocks.append(&mut shard.blocks);
+        }
+        for (h, b) in blocks {
+            self.writer_send(WriterMsg::Block(h, b));
         }
     }
 
-    fn tick_per_call(&mut self, scheduled: Instant, now: Instant, ntp: u64) {
-        let rounds = self
-            .cfg
-            .max_reads_per_tick
-            .div_ceil(crate::udp::BATCH)
-            .max(1);
+    pub fn poll_event(&mut self) -> Option<(MediaHandle, MediaEvent)> {
+        self.events.pop_front()
+    }
+
+    /// Calls with a socket.
+    pub fn calls(&self) -> usize {
+        self.shards.iter().map(|sh| sh.slots.len()).sum()
+    }
+
+    /// Wait for the recording writer to finish everything queued (at exit).
+    pub fn shutdown(&mut self) {
+        self.writer = None;
+        if let Some(t) = self.writer_thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn writer_send(&mut self, msg: WriterMsg) {
+        if self.writer.is_none() {
+            let (tx, rx) = mpsc::channel::<WriterMsg>();
+            let spawned = std::thread::Builder::new()
+                .name("recordings".into())
+                .spawn(move || write_recordings(rx));
+            match spawned {
+                Ok(t) => {
+                    self.writer = Some(tx);
+                    self.writer_thread = Some(t);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start the recording writer");
+                    return;
+                }
+            }
+        }
+        if let Some(w) = &self.writer {
+            let _ = w.send(msg);
+        }
+    }
+}
+
+impl Shard {
+    fn tick(&mut self, ctx: TickCtx<'_>) {
+        if self.shared.is_some() {
+            self.tick_shared(ctx);
+        } else {
+            self.tick_per_call(ctx);
+        }
+    }
+
+    fn tick_per_call(&mut self, ctx: TickCtx<'_>) {
+        let TickCtx {
+            cfg,
+            cname,
+            scheduled,
+            now,
+            ntp,
+            tick,
+        } = ctx;
+        let rounds = cfg.max_reads_per_tick.div_ceil(crate::udp::BATCH).max(1);
         let mut headers: Headers = Headers::new();
-        let mut blocks: Vec<(MediaHandle, Block)> = Vec::new();
-        let tick = self.stats.ticks;
         for (&h, slot) in &mut self.slots {
             let Some(own) = slot.own.as_ref() else {
                 continue;
@@ -649,31 +804,36 @@ impl MediaEngine {
             // RTCP comes every few seconds: each call's RTCP socket is read on one tick in
             // RTCP_POLL_TICKS (spread over calls by port), not on every tick.
             if (tick + u64::from(slot.local.port() / 2)).is_multiple_of(RTCP_POLL_TICKS) {
-                for _ in 0..self.cfg.max_reads_per_tick {
+                for _ in 0..cfg.max_reads_per_tick {
                     match own.rtcp.recv_from(&mut self.buf[..]) {
                         Ok((n, _)) => media.receive_rtcp(now, ntp, &self.buf[..n]),
                         Err(_) => break,
                     }
                 }
             }
-            if let Some(n) = media.poll_rtcp(now, ntp, &self.cname, &mut self.out[..]) {
+            if let Some(n) = media.poll_rtcp(now, ntp, cname, &mut self.out[..]) {
                 let _ = own.rtcp.send_to(&self.out[..n], media.rtcp_remote());
             }
-            collect(h, media, slot.recording, &mut self.events, &mut blocks);
-        }
-        for (h, b) in blocks {
-            self.writer_send(WriterMsg::Block(h, b));
+            collect(h, media, slot.recording, &mut self.events, &mut self.blocks);
         }
     }
 
-    fn tick_shared(&mut self, scheduled: Instant, now: Instant, ntp: u64) {
+    fn tick_shared(&mut self, ctx: TickCtx<'_>) {
+        let TickCtx {
+            cfg,
+            cname,
+            scheduled,
+            now,
+            ntp,
+            ..
+        } = ctx;
         let Some(shared) = self.shared.as_mut() else {
             return;
         };
         let slots = &mut self.slots;
         // 1. Everything that arrived, a batch per system call, each packet to its call.
         // Bounded: a flood cannot hold the clock beyond max_reads_per_tick packets per call.
-        let most = (slots.len().max(1) * self.cfg.max_reads_per_tick).div_ceil(SHARED_BATCH);
+        let most = (slots.len().max(1) * cfg.max_reads_per_tick).div_ceil(SHARED_BATCH);
         let mut headers: Headers<SHARED_BATCH> = Headers::new();
         for _ in 0..most {
             let Ok(n) = shared.recv.recv(&mut headers, &shared.rtp) else {
@@ -697,7 +857,7 @@ impl MediaEngine {
             }
         }
         // RTCP: one read per tick finds the socket empty most of the time.
-        for _ in 0..self.cfg.max_reads_per_tick {
+        for _ in 0..cfg.max_reads_per_tick {
             let Ok((n, src)) = shared.rtcp.recv_from(&mut self.buf[..]) else {
                 break;
             };
@@ -713,7 +873,6 @@ impl MediaEngine {
         }
         // 2. Every call's frame into the send batch, sent SEND_BATCH at a time.
         let mut send_headers = SendHeaders::new();
-        let mut blocks: Vec<(MediaHandle, Block)> = Vec::new();
         for (&h, slot) in slots.iter_mut() {
             let Some(media) = slot.media.as_mut() else {
                 continue;
@@ -741,10 +900,10 @@ impl MediaEngine {
                     );
                 }
             }
-            if let Some(n) = media.poll_rtcp(now, ntp, &self.cname, &mut self.out[..]) {
+            if let Some(n) = media.poll_rtcp(now, ntp, cname, &mut self.out[..]) {
                 let _ = shared.rtcp.send_to(&self.out[..n], media.rtcp_remote());
             }
-            collect(h, media, slot.recording, &mut self.events, &mut blocks);
+            collect(h, media, slot.recording, &mut self.events, &mut self.blocks);
         }
         flush(
             shared,
@@ -753,48 +912,6 @@ impl MediaEngine {
             &mut self.timing,
             scheduled,
         );
-        for (h, b) in blocks {
-            self.writer_send(WriterMsg::Block(h, b));
-        }
-    }
-
-    pub fn poll_event(&mut self) -> Option<(MediaHandle, MediaEvent)> {
-        self.events.pop_front()
-    }
-
-    /// Calls with a socket.
-    pub fn calls(&self) -> usize {
-        self.slots.len()
-    }
-
-    /// Wait for the recording writer to finish everything queued (at exit).
-    pub fn shutdown(&mut self) {
-        self.writer = None;
-        if let Some(t) = self.writer_thread.take() {
-            let _ = t.join();
-        }
-    }
-
-    fn writer_send(&mut self, msg: WriterMsg) {
-        if self.writer.is_none() {
-            let (tx, rx) = mpsc::channel::<WriterMsg>();
-            let spawned = std::thread::Builder::new()
-                .name("recordings".into())
-                .spawn(move || write_recordings(rx));
-            match spawned {
-                Ok(t) => {
-                    self.writer = Some(tx);
-                    self.writer_thread = Some(t);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot start the recording writer");
-                    return;
-                }
-            }
-        }
-        if let Some(w) = &self.writer {
-            let _ = w.send(msg);
-        }
     }
 }
 
@@ -809,11 +926,11 @@ fn collect(
     h: MediaHandle,
     media: &mut CallMedia,
     recording: bool,
-    events: &mut VecDeque<(MediaHandle, MediaEvent)>,
+    events: &mut Vec<(MediaHandle, MediaEvent)>,
     blocks: &mut Vec<(MediaHandle, Block)>,
 ) {
     while let Some(ev) = media.poll_event() {
-        events.push_back((h, ev));
+        events.push((h, ev));
     }
     if recording {
         while let Some(b) = media.take_record_block() {

@@ -14,8 +14,14 @@ const CALLS: usize = 60;
 const TICKS: u32 = 100;
 
 fn engine(mode: SocketMode, ports: (u16, u16)) -> MediaEngine {
+    engine_on(mode, ports, 1)
+}
+
+fn engine_on(mode: SocketMode, ports: (u16, u16), threads: usize) -> MediaEngine {
     let mut cfg = MediaConfig::new("127.0.0.1".parse().unwrap()).with_sockets(mode);
     (cfg.port_min, cfg.port_max) = ports;
+    cfg.threads = threads;
+    cfg.measure_send = true;
     MediaEngine::new(cfg)
 }
 
@@ -132,6 +138,37 @@ fn two_shared_engines_tell_calls_apart_by_announced_ssrc() {
     ssrcs.sort_unstable();
     ssrcs.dedup();
     assert_eq!(ssrcs.len(), CALLS);
+}
+
+#[test]
+fn engines_on_several_threads_keep_every_call_apart() {
+    // Three shards against two: each shard has its own shared socket, and each call's
+    // packets still find it.
+    let mut a = engine_on(SocketMode::Shared, (48_000, 48_099), 3);
+    let mut b = engine_on(SocketMode::Shared, (48_100, 48_199), 2);
+    assert_eq!((a.threads(), b.threads()), (3, 2));
+    let t0 = Instant::now();
+    let pairs: Vec<_> = (0..CALLS as u64)
+        .map(|i| call(&mut a, &mut b, i, t0))
+        .collect();
+    let mut ports: Vec<u16> = pairs
+        .iter()
+        .map(|p| a.local_media(p.0, 0).unwrap().rtp_port)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    assert_eq!(ports.len(), 3, "{ports:?}");
+    run(&mut a, &mut b, t0);
+    assert_each_call_got_its_own(&a, &b, &pairs, 0);
+    // Every packet was timed, whichever thread sent it.
+    let t = a.send_timing().unwrap();
+    assert_eq!(t.lateness_us.len(), a.stats().packets_sent);
+    // A per-call engine on two threads against them.
+    let mut c = engine_on(SocketMode::PerCall, (48_200, 48_599), 2);
+    let t1 = t0 + Duration::from_secs(10);
+    let more: Vec<_> = (0..20).map(|i| call(&mut c, &mut b, 100 + i, t1)).collect();
+    run(&mut c, &mut b, t1);
+    assert_each_call_got_its_own(&c, &b, &more, 0);
 }
 
 #[test]
