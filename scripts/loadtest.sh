@@ -11,6 +11,7 @@
 #     c2000      100 calls/s up to 2,000 answered calls of 60 s, 45 s of dialling (BENCHMARKS.md)
 #     c2000-per-call  the same with a port pair per call on both ends (before shared sockets)
 #     c2000-bare the same without VAD, AMD and in-band DTMF (the bare RTP path)
+#     c4000-2t, sustained-2t  c4000 and sustained with each end's media clock on 2 threads
 #     c500       50 calls/s up to 500 answered calls of 30 s, 20 s of dialling: the SIPp
 #                comparison at a load SIPp 3.6.1 carries here (a thread per pcap-playing call)
 #     c4000      100 calls/s up to 4,000 answered calls of 60 s, 45 s of dialling
@@ -136,6 +137,15 @@ for s in "${scenarios[@]}"; do
     sustained)
       run sustained 1800 --rate 100 --concurrency 4000 --call-secs 30 --duration 600 --seed 1 --floor
       ;;
+    sustained-2t)
+      # The same with each end's media clock on two threads.
+      run sustained-2t 1800 --rate 100 --concurrency 4000 --call-secs 30 --duration 600 --seed 1 \
+        --floor --media-threads 2
+      ;;
+    c4000-2t)
+      run c4000-2t 400 --rate 100 --concurrency 4000 --call-secs 60 --duration 45 --seed 1 \
+        --floor --media-threads 2
+      ;;
     burst)
       run burst 120 --rate 1000 --concurrency 4000 --call-secs 1 --duration 20 --seed 1 \
         --personas "$personas_burst" --analysis false
@@ -144,7 +154,7 @@ for s in "${scenarios[@]}"; do
       run smoke 90 --rate 20 --concurrency 20 --call-secs 2 --duration 2 --seed 1 --sipp --floor --floor-secs 1
       ;;
     *)
-      log "unknown scenario $s (c500, c2000, c2000-per-call, c2000-bare, c4000, sustained, burst, smoke)"
+      log "unknown scenario $s (c500, c2000, c2000-per-call, c2000-bare, c4000, c4000-2t, sustained, sustained-2t, burst, smoke)"
       exit 2
       ;;
   esac
