@@ -864,6 +864,10 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
     let mut second = tokio::time::interval(Duration::from_secs(1));
     second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut interrupted = false;
+    // SIGTERM (as `timeout` sends) stops dialling like Ctrl-C: the live calls end, the
+    // simulator is stopped, the report is printed.
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
     let number_base: u64 = 380_440_000_000;
     let (asr_tx, mut asr_rx) = tokio::sync::mpsc::unbounded_channel::<AsrDone>();
     let mut by_key: HashMap<u64, CallHandle> = HashMap::new();
@@ -1062,6 +1066,10 @@ async fn drive(plan: &Plan, trunk: &Trunk, sim_pid: Option<String>) -> anyhow::R
             _ = tokio::signal::ctrl_c(), if !interrupted => {
                 interrupted = true;
                 tracing::warn!("bench: interrupted, no new calls");
+            }
+            _ = sigterm.recv(), if !interrupted => {
+                interrupted = true;
+                tracing::warn!("bench: terminated, no new calls");
             }
         }
     }
