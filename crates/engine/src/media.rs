@@ -24,7 +24,7 @@
 //! tick's walk over all calls), and how far each stream's packet spacing strays from 20 ms
 //! ([`SendTiming`]). The load bench reports both.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -36,6 +36,13 @@ use media::record::{Block, WavSink};
 use media::session::{CallMedia, MediaEvent, MediaParams, MediaStats};
 
 use crate::udp::{Headers, RecvBatch, SHARED_BATCH, SendBatch, SendHeaders};
+
+/// The engine's maps are looked up for every packet (by handle, source address and SSRC):
+/// foldhash instead of SipHash, seeded per process. Their keys come from our own handles and
+/// from the SDP of the trunks we call, not from arbitrary senders (a packet of no call is a
+/// failed lookup, never an insert), so a flood cannot grow them.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// The media codec an SDP negotiation chose.
 pub fn codec_from_sdp(c: sip::sdp::Codec) -> media::Codec {
@@ -162,7 +169,7 @@ impl SendTiming {
         SendTiming {
             lateness_us: h(),
             gap_error_us: h(),
-            last_send: HashMap::new(),
+            last_send: HashMap::default(),
         }
     }
 
@@ -236,9 +243,9 @@ impl Shared {
                         rtp,
                         rtcp,
                         local,
-                        by_addr: HashMap::new(),
-                        by_pair: HashMap::new(),
-                        ssrcs: HashSet::new(),
+                        by_addr: HashMap::default(),
+                        by_pair: HashMap::default(),
+                        ssrcs: HashSet::default(),
                         recv: RecvBatch::new(),
                         send: SendBatch::new(),
                         sending: Vec::with_capacity(crate::udp::SEND_BATCH),
@@ -400,7 +407,7 @@ impl MediaEngine {
         let cname = format!("dialer-{}@{}", std::process::id(), cfg.bind_ip);
         let shards = (0..cfg.threads.clamp(1, MAX_THREADS))
             .map(|_| Shard {
-                slots: HashMap::new(),
+                slots: HashMap::default(),
                 shared: None,
                 buf: Box::new([0; 2048]),
                 batch: RecvBatch::new(),
@@ -964,7 +971,7 @@ fn flush(
 
 /// The writer thread: one `WavSink` per open recording.
 fn write_recordings(rx: mpsc::Receiver<WriterMsg>) {
-    let mut sinks: HashMap<MediaHandle, WavSink> = HashMap::new();
+    let mut sinks: HashMap<MediaHandle, WavSink> = HashMap::default();
     while let Ok(msg) = rx.recv() {
         match msg {
             WriterMsg::Open(h, path) => match WavSink::create_or_replace(&path) {
