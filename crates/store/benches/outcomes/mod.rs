@@ -1,0 +1,47 @@
+//! The attempt ends the store benches write: the runner's shape, by a realistic outcome mix
+//! (shared by `percall.rs` and `result.rs`).
+
+use store::{AttemptEnd, NewResult, Next};
+
+/// The attempt's end as the runner writes it, by a realistic outcome mix.
+pub fn end_of(call: usize, now: i64) -> AttemptEnd {
+    let (outcome, status, category, next) = match call % 10 {
+        0..=3 => ("answered", Some(200), Some("send_details"), Next::Done),
+        4..=6 => ("no_answer", Some(487), None, Next::RetryAt(now + 3_600_000)),
+        7 | 8 => ("busy", Some(486), None, Next::RetryAt(now + 600_000)),
+        _ => (
+            "voicemail",
+            Some(200),
+            None,
+            Next::RetryAt(now + 14_400_000),
+        ),
+    };
+    let answered = status == Some(200);
+    AttemptEnd {
+        now_ms: now,
+        outcome: outcome.into(),
+        sip_status: status,
+        result: Some(NewResult {
+            category: category.map(Into::into),
+            outcome: outcome.into(),
+            dtmf: category.map(|_| "2".into()),
+            transcript: category.map(|_| "відправте деталі на пошту".into()),
+            // None for system outcomes, as the runner sends them.
+            confidence: category.map(|_| 0.93),
+            amd: answered.then(|| {
+                if category.is_some() {
+                    "human"
+                } else {
+                    "machine"
+                }
+                .into()
+            }),
+            sip_status: status,
+            setup_ms: Some(1_800),
+            duration_ms: answered.then_some(14_000),
+            script_version: answered.then(|| "actualization@1".into()),
+            ..NewResult::default()
+        }),
+        next,
+    }
+}
