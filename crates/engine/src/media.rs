@@ -213,7 +213,8 @@ struct Shared {
     rtcp: UdpSocket,
     local: SocketAddr,
     /// Calls by the far end's RTP address.
-    by_addr: HashMap<SocketAddr, Vec<MediaHandle>>,
+    /// Calls by the far end's RTP address, with the SSRC each announced.
+    by_addr: HashMap<SocketAddr, Vec<(MediaHandle, Option<u32>)>>,
     /// Calls by the far end's RTP address and announced SSRC (for addresses shared by calls).
     by_pair: HashMap<(SocketAddr, u32), MediaHandle>,
     /// Our SSRCs in use (each is unique in the engine: the far end may route by it).
@@ -224,7 +225,6 @@ struct Shared {
     sending: Vec<MediaHandle>,
     /// State of the SSRC generator (splitmix64).
     ssrc_state: u64,
-    recv_buffer: usize,
 }
 
 impl Shared {
@@ -237,7 +237,7 @@ impl Shared {
                 (Ok(rtp), Ok(rtcp)) => {
                     rtp.set_nonblocking(true)?;
                     rtcp.set_nonblocking(true)?;
-                    let recv_buffer = crate::udp::grow_recv_buffer(&rtp, cfg.shared_recv_buffer);
+                    crate::udp::grow_recv_buffer(&rtp, cfg.shared_recv_buffer);
                     let local = rtp.local_addr()?;
                     return Ok(Shared {
                         rtp,
@@ -255,7 +255,6 @@ impl Shared {
                                 .duration_since(std::time::UNIX_EPOCH)
                                 .map(|d| d.as_nanos() as u64)
                                 .unwrap_or(0),
-                        recv_buffer,
                     });
                 }
                 (Err(e), _) | (_, Err(e)) if e.kind() != io::ErrorKind::AddrInUse => {
@@ -290,7 +289,7 @@ impl Shared {
     }
 
     fn add_route(&mut self, h: MediaHandle, route: (SocketAddr, Option<u32>)) {
-        self.by_addr.entry(route.0).or_default().push(h);
+        self.by_addr.entry(route.0).or_default().push((h, route.1));
         if let Some(ssrc) = route.1 {
             self.by_pair.insert((route.0, ssrc), h);
         }
@@ -298,7 +297,7 @@ impl Shared {
 
     fn remove_route(&mut self, h: MediaHandle, route: (SocketAddr, Option<u32>)) {
         if let Some(v) = self.by_addr.get_mut(&route.0) {
-            if let Some(i) = v.iter().position(|x| *x == h) {
+            if let Some(i) = v.iter().position(|x| x.0 == h) {
                 v.swap_remove(i);
             }
             if v.is_empty() {
@@ -313,23 +312,15 @@ impl Shared {
     }
 
     /// The call a packet from `src` with `ssrc` belongs to: the announced (address, SSRC) pair
-    /// first; else the one call at that address, unless that call announced another SSRC
-    /// (a stray packet of an ended call must not reach the next one).
-    fn route(
-        &self,
-        slots: &HashMap<MediaHandle, Slot>,
-        src: SocketAddr,
-        ssrc: u32,
-    ) -> Option<MediaHandle> {
-        if let Some(h) = self.by_pair.get(&(src, ssrc)) {
-            return Some(*h);
-        }
-        match self.by_addr.get(&src).map(Vec::as_slice) {
-            Some([h]) => match slots.get(h)?.route? {
-                (_, Some(announced)) if announced != ssrc => None,
-                _ => Some(*h),
-            },
-            _ => None,
+    /// when several calls share the address; else the one call at that address, unless it
+    /// announced another SSRC (a stray packet of an ended call must not reach the next one).
+    /// One lookup for a peer with a port per call, two where calls share an address.
+    fn route(&self, src: SocketAddr, ssrc: u32) -> Option<MediaHandle> {
+        match self.by_addr.get(&src)?.as_slice() {
+            [(h, None)] => Some(*h),
+            [(h, Some(announced))] if *announced == ssrc => Some(*h),
+            [_] => None,
+            _ => self.by_pair.get(&(src, ssrc)).copied(),
         }
     }
 }
@@ -473,13 +464,6 @@ impl MediaEngine {
     /// The RTCP CNAME this engine announces (with the SSRC in shared mode's SDP).
     pub fn cname(&self) -> &str {
         &self.cname
-    }
-
-    /// Shared mode: the receive buffer the kernel granted the (first) shared RTP socket (bytes).
-    pub fn shared_recv_buffer(&self) -> Option<usize> {
-        self.shards
-            .iter()
-            .find_map(|sh| sh.shared.as_ref().map(|s| s.recv_buffer))
     }
 
     /// Shared mode: the SSRC of the call's RTP, to announce in its SDP (`a=ssrc`).
@@ -848,7 +832,7 @@ impl Shard {
             };
             for (data, src) in shared.recv.datagrams() {
                 let routed = shared
-                    .route(slots, src, ssrc_at(data, 8))
+                    .route(src, ssrc_at(data, 8))
                     .and_then(|h| slots.get_mut(&h))
                     .and_then(|slot| slot.media.as_mut());
                 match routed {
@@ -871,7 +855,7 @@ impl Shard {
             let rtp_src = SocketAddr::new(src.ip(), src.port().wrapping_sub(1));
             let data = &self.buf[..n];
             if let Some(media) = shared
-                .route(slots, rtp_src, ssrc_at(data, 4))
+                .route(rtp_src, ssrc_at(data, 4))
                 .and_then(|h| slots.get_mut(&h))
                 .and_then(|slot| slot.media.as_mut())
             {

@@ -175,11 +175,6 @@ impl SendBatch {
         }
     }
 
-    /// Packets waiting.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -27,16 +27,14 @@
 //! a database `dialer_b_percall_<pid>` is created and dropped. Without `--bench` (as under
 //! `cargo test --benches`) it runs a 100-call smoke pass on SQLite.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 mod outcomes;
 mod scratch;
-use outcomes::end_of;
+use outcomes::{end_of, now_ms, row};
 use scratch::ScratchPg;
-use store::{
-    AttemptId, CampaignState, ClaimScope, ClaimedContact, ContactId, NewCampaign, NewContact, Store,
-};
+use store::{AttemptId, CampaignState, ClaimScope, ClaimedContact, ContactId, NewCampaign, Store};
 
 const KEY: &[u8] = b"bench-hmac-key";
 const NODE: &str = "bench-node";
@@ -98,26 +96,6 @@ fn parse_args() -> Args {
         .contacts
         .max(2 * (a.calls + a.warmup) + a.live + a.batch as usize);
     a
-}
-
-fn row(i: usize) -> NewContact {
-    let mut attributes = BTreeMap::new();
-    attributes.insert("crm_id".to_string(), format!("C{i:08}"));
-    NewContact {
-        phone_e164: format!("+38067{:07}", i % 10_000_000),
-        name: Some(format!("Контакт {i}")),
-        timezone: Some(["Europe/Kyiv", "Europe/Warsaw", "America/New_York"][i % 3].to_string()),
-        language: Some("uk".to_string()),
-        attributes,
-        consent: None,
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// Durations of one operation, in µs.
@@ -264,7 +242,7 @@ async fn run(label: &str, url: &str, a: &Args) {
     let mut i = 0;
     while i < a.contacts {
         batch.clear();
-        batch.extend((i..(i + 1_000).min(a.contacts)).map(row));
+        batch.extend((i..(i + 1_000).min(a.contacts)).map(|i| row(i, false)));
         i += batch.len();
         store.insert_contacts(camp, &batch, KEY).await.unwrap();
     }

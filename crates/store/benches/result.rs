@@ -18,20 +18,18 @@
 //! the PostgreSQL benchmark is skipped with a note (so `cargo test --benches`, which runs each
 //! benchmark once, passes without a server).
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use sqlx::Connection;
 use store::{
-    AttemptEnd, AttemptId, CampaignId, CampaignState, ClaimScope, ConsentSource, NewCampaign,
-    NewConsent, NewContact, Store,
+    AttemptEnd, AttemptId, CampaignId, CampaignState, ClaimScope, NewCampaign, NewContact, Store,
 };
 
 mod outcomes;
 mod scratch;
-use outcomes::end_of;
+use outcomes::{end_of, now_ms, row};
 use scratch::ScratchPg;
 
 const KEY: &[u8] = b"bench-hmac-key";
@@ -41,32 +39,6 @@ const LEASE_MS: i64 = 30_000;
 /// Contacts loaded before the first sample (the results table grows from there).
 const BASE_CONTACTS: usize = 20_000;
 const BASE_CONTACTS_TEST: usize = 200;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// A contact as an import row brings it: name, zone, language, CRM id, a web-form consent.
-fn row(i: usize) -> NewContact {
-    let mut attributes = BTreeMap::new();
-    attributes.insert("crm_id".to_string(), format!("C{i:08}"));
-    NewContact {
-        phone_e164: format!("+38067{:07}", i % 10_000_000),
-        name: Some(format!("Контакт {i}")),
-        timezone: Some(["Europe/Kyiv", "Europe/Warsaw", "America/New_York"][i % 3].to_string()),
-        language: Some("uk".to_string()),
-        attributes,
-        consent: Some(NewConsent {
-            source: ConsentSource::WebForm,
-            given_at_ms: 1_700_000_000_000,
-            text_version: "2024-01".into(),
-            evidence: Some(format!("form-{i}")),
-        }),
-    }
-}
 
 /// One backend's store, its running campaign and the contacts loaded so far.
 struct Bench {
@@ -108,7 +80,7 @@ impl Bench {
         let end = self.contacts + n;
         while self.contacts < end {
             let batch: Vec<NewContact> = (self.contacts..(self.contacts + 1_000).min(end))
-                .map(row)
+                .map(|i| row(i, true))
                 .collect();
             self.contacts += batch.len();
             self.store.insert_contacts(self.camp, &batch, KEY).await?;

@@ -1,7 +1,35 @@
-//! The attempt ends the store benches write: the runner's shape, by a realistic outcome mix
-//! (shared by `percall.rs` and `result.rs`).
+//! What the per-call store benches (`percall.rs`, `result.rs`) write: contacts as an import
+//! row brings them, and attempt ends in the runner's shape by a realistic outcome mix.
 
-use store::{AttemptEnd, NewResult, Next};
+use std::collections::BTreeMap;
+
+use store::{AttemptEnd, ConsentSource, NewConsent, NewContact, NewResult, Next};
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Contact `i`: name, zone, language, CRM id, and a web-form consent when `consent`.
+pub fn row(i: usize, consent: bool) -> NewContact {
+    let mut attributes = BTreeMap::new();
+    attributes.insert("crm_id".to_string(), format!("C{i:08}"));
+    NewContact {
+        phone_e164: format!("+38067{:07}", i % 10_000_000),
+        name: Some(format!("Контакт {i}")),
+        timezone: Some(["Europe/Kyiv", "Europe/Warsaw", "America/New_York"][i % 3].to_string()),
+        language: Some("uk".to_string()),
+        attributes,
+        consent: consent.then(|| NewConsent {
+            source: ConsentSource::WebForm,
+            given_at_ms: 1_700_000_000_000,
+            text_version: "2024-01".into(),
+            evidence: Some(format!("form-{i}")),
+        }),
+    }
+}
 
 /// The attempt's end as the runner writes it, by a realistic outcome mix.
 pub fn end_of(call: usize, now: i64) -> AttemptEnd {
